@@ -1,0 +1,28 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Registration losses: MINE, correlation coefficient, affine regularisers, smoothness, invertibility.
+
+Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``).
+"""
+
+from __future__ import annotations
+
+from monai_mine.losses.affine_regularization import DeterminantLoss, OrthogonalityLoss
+from monai_mine.losses.invertibility import InvertibilityLoss
+from monai_mine.losses.mine import MINELoss, donsker_varadhan_bound, logmeanexp, shuffle_voxels
+from monai_mine.losses.similarity import CorrelationCoefficientLoss
+from monai_mine.losses.smoothness import TotalVariationLoss
+
+__all__ = [
+    "CorrelationCoefficientLoss",
+    "DeterminantLoss",
+    "InvertibilityLoss",
+    "MINELoss",
+    "OrthogonalityLoss",
+    "TotalVariationLoss",
+    "donsker_varadhan_bound",
+    "logmeanexp",
+    "shuffle_voxels",
+]

@@ -1,0 +1,207 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Mutual information neural estimation (MINE) as a registration similarity loss.
+
+The critic ``T(M, F)`` scores every voxel of a pair of images; voxels of the aligned pair are samples of the
+joint distribution, voxels of the moving image paired with a voxel-shuffled fixed image are samples of the
+product of the marginals. The Donsker-Varadhan bound ``mean(T_joint) - log mean(exp(T_marginal))`` is a lower
+bound of the mutual information that the critic and the registration network both maximise.
+
+Reference:
+    Belghazi et al., "Mutual Information Neural Estimation", ICML 2018.
+    Huang et al., "Mutual information neural estimation in CNN-based end-to-end medical image registration"
+    (MIRegNet), section 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from monai.utils import LossReduction
+from torch import nn
+from torch.nn.modules.loss import _Loss
+
+from monai_mine.losses._reduction import check_same_shape, reduce_per_sample
+
+__all__ = ["MINELoss", "donsker_varadhan_bound", "logmeanexp", "shuffle_voxels"]
+
+
+def _flat_mask(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | None:
+    """(B, N) boolean mask matching ``scores`` flattened to (B, N), or ``None``."""
+    if mask is None:
+        return None
+    if mask.shape[0] != scores.shape[0] or mask.shape[2:] != scores.shape[2:] or mask.shape[1] != 1:
+        raise ValueError(
+            f"mask must have shape {(scores.shape[0], 1, *scores.shape[2:])}, got {tuple(mask.shape)}."
+        )
+    flat = mask.flatten(1) > 0
+    empty = (~flat.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"mask is empty (no foreground voxel) for batch sample(s) {empty}.")
+    return flat
+
+
+def _masked_mean(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``scores`` (B, 1, X, Y, Z) over each sample's voxels, or its foreground voxels; shape (B,)."""
+    flat = scores.flatten(1)
+    keep = _flat_mask(mask, scores)
+    return flat.mean(dim=1) if keep is None else (flat * keep).sum(dim=1) / keep.sum(dim=1)
+
+
+def logmeanexp(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``log(mean(exp(scores)))`` over all voxels of each sample, computed stably with ``logsumexp``.
+
+    Args:
+        scores: Tensor in shape (B, 1, X, Y, Z).
+        mask: optional foreground, Tensor in shape (B, 1, X, Y, Z); only voxels where it is > 0 count.
+
+    Returns:
+        Tensor in shape (B,).
+    """
+    flat = scores.flatten(1)
+    keep = _flat_mask(mask, scores)
+    if keep is None:
+        return torch.logsumexp(flat, dim=1) - math.log(flat.shape[1])
+    flat = flat.masked_fill(~keep, float("-inf"))
+    return torch.logsumexp(flat, dim=1) - keep.sum(dim=1).to(flat.dtype).log()
+
+
+def donsker_varadhan_bound(
+    joint_scores: torch.Tensor, marginal_scores: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Donsker-Varadhan lower bound of the mutual information, in nats.
+
+    Args:
+        joint_scores: critic scores of joint samples, Tensor in shape (B, 1, X, Y, Z).
+        marginal_scores: critic scores of marginal samples, Tensor in shape (B, 1, X, Y, Z).
+        mask: optional foreground, Tensor in shape (B, 1, X, Y, Z).
+
+    Returns:
+        ``mean(joint) - logmeanexp(marginal)``, Tensor in shape (B,).
+    """
+    check_same_shape(joint_scores, marginal_scores, "joint_scores", "marginal_scores")
+    return _masked_mean(joint_scores, mask) - logmeanexp(marginal_scores, mask)
+
+
+def shuffle_voxels(image: torch.Tensor, mask: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    """Randomly permute the voxels of each sample (the same permutation for all channels).
+
+    The result keeps the intensity distribution of ``image`` but is independent of any other image: paired with
+    the moving image it samples the product of the marginal distributions.
+
+    Args:
+        image: Tensor in shape (B, C, X, Y, Z).
+        mask: optional foreground, Tensor in shape (B, 1, X, Y, Z): voxels are permuted only among the
+            foreground voxels; background voxels keep their values.
+        generator: optional ``torch.Generator`` for reproducible permutations.
+
+    Returns:
+        Tensor in shape (B, C, X, Y, Z).
+    """
+    if image.ndim != 5:
+        raise ValueError(f"image must have shape (B, C, X, Y, Z), got {tuple(image.shape)}.")
+    flat = image.flatten(2)
+    keep = _flat_mask(mask, image)
+    if keep is None:
+        keys = torch.rand(flat.shape[0], flat.shape[2], device=image.device, generator=generator)
+        order = keys.argsort(dim=1)
+    else:
+        # identity order, with the foreground positions permuted among themselves
+        order = torch.arange(flat.shape[2], device=image.device).repeat(flat.shape[0], 1)
+        for b in range(flat.shape[0]):
+            positions = keep[b].nonzero().flatten()
+            perm = torch.randperm(positions.numel(), device=image.device, generator=generator)
+            order[b, positions] = positions[perm]
+    shuffled = torch.gather(flat, 2, order.unsqueeze(1).expand(-1, flat.shape[1], -1))
+    return shuffled.reshape(image.shape)
+
+
+class MINELoss(_Loss):
+    """Minus the Donsker-Varadhan bound of the mutual information between a warped moving and a fixed image.
+
+    The loss owns its critic (a :class:`monai_mine.networks.MINECritic` unless one is given), so the critic's
+    parameters are ``loss.critic.parameters()``: train them with the registration network, maximising the same
+    bound (``DESIGN.md`` section 4). After each call, ``last_bound`` holds the batch mean of the bound (nats,
+    detached) for logging.
+
+    With ``ema_decay`` set, the gradient of the marginal term is bias-corrected as in MINE: the denominator
+    ``mean(exp(T_marginal))`` of its gradient is replaced by an exponential moving average (kept in log space
+    in the buffer ``ema_log_denominator``, saved with the state dict). The loss value is unchanged.
+
+    Reference:
+        Belghazi et al., "Mutual Information Neural Estimation", ICML 2018, section 3.2.
+        Huang et al., MIRegNet, eq. 3-5.
+    """
+
+    def __init__(
+        self,
+        critic: nn.Module | None = None,
+        ema_decay: float | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN,
+    ) -> None:
+        """
+        Args:
+            critic: a module ``critic(moving, fixed)`` returning per-voxel scores (B, 1, X, Y, Z); by default a
+                :class:`monai_mine.networks.MINECritic` with one channel per entrance.
+            ema_decay: decay in (0, 1) of the moving average used for the bias-corrected gradient; ``None``
+                uses the plain (biased) minibatch gradient.
+            reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for a (B,) tensor.
+
+        Raises:
+            ValueError: when ``ema_decay`` is outside (0, 1).
+        """
+        super().__init__(reduction=LossReduction(reduction).value)
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}.")
+        if critic is None:
+            from monai_mine.networks.mine_critic import MINECritic
+
+            critic = MINECritic()
+        self.critic = critic
+        self.ema_decay = ema_decay
+        self.register_buffer("ema_log_denominator", torch.tensor(float("nan")))
+        self.last_bound: torch.Tensor | None = None
+
+    def _marginal_term(self, marginal_scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        log_denominator = logmeanexp(marginal_scores, mask)
+        if self.ema_decay is None or not torch.is_grad_enabled():
+            return log_denominator
+        with torch.no_grad():
+            batch_log = torch.logsumexp(log_denominator, dim=0) - math.log(log_denominator.numel())
+            if torch.isnan(self.ema_log_denominator):
+                self.ema_log_denominator.copy_(batch_log)
+            else:
+                self.ema_log_denominator.copy_(
+                    torch.logaddexp(
+                        math.log(self.ema_decay) + self.ema_log_denominator,
+                        math.log(1.0 - self.ema_decay) + batch_log,
+                    )
+                )
+        # value: log_denominator; gradient: grad(mean exp T) / moving average of mean exp T
+        ratio = torch.exp(log_denominator - self.ema_log_denominator)
+        return log_denominator.detach() + ratio - ratio.detach()
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            pred: the warped moving image ``M``, Tensor in shape (B, C, X, Y, Z).
+            target: the fixed image ``F``, Tensor in shape (B, C, X, Y, Z).
+            mask: optional foreground, Tensor in shape (B, 1, X, Y, Z): marginal samples are shuffled within it
+                and only its voxels enter the bound.
+
+        Returns:
+            minus the bound, reduced over the batch as ``reduction`` says.
+
+        Raises:
+            ValueError: on mismatched shapes, a mask of the wrong shape or an empty mask.
+        """
+        check_same_shape(pred, target)
+        joint_scores = self.critic(pred, target)
+        marginal_scores = self.critic(pred, shuffle_voxels(target, mask))
+        check_same_shape(joint_scores, marginal_scores, "joint_scores", "marginal_scores")
+        bound = _masked_mean(joint_scores, mask) - self._marginal_term(marginal_scores, mask)
+        self.last_bound = bound.detach().mean()
+        return reduce_per_sample(-bound, self.reduction)

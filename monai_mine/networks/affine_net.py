@@ -1,0 +1,88 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""AffineNet: a strided CNN that regresses an affine transform (VTN affine subnetwork, MIRegNet AffineNet)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+import torch
+from torch import nn
+
+from monai_mine.flows import affine_to_ddf
+from monai_mine.networks.blocks import LEAKY_RELU, check_pair_input, conv_block
+
+__all__ = ["AffineNet"]
+
+
+class AffineNet(nn.Module):
+    """Strided convolutional encoder, global average pooling and a linear head to W (3x3) and b (3).
+
+    The transform is x -> x + W (x - c) + b with c the grid centre, so A = I + W is the affine matrix.
+    The head starts near zero (identity transform). Global average pooling, instead of the original VTN's
+    convolution over the whole remaining volume, lets any input size divisible by total_stride work.
+
+    Reference:
+        Zhao et al., VTN, section IV-A and eq. 11; Huang et al., MIRegNet, section 2 (STN-style AffineNet).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        channels: Sequence[int] = (16, 32, 64, 64, 128, 128, 256, 256),
+        strides: Sequence[int] = (2, 2, 2, 1, 2, 1, 2, 1),
+        act: tuple | str | None = LEAKY_RELU,
+        norm: tuple | str | None = None,
+        init_std: float = 1e-3,
+    ) -> None:
+        """
+        Args:
+            in_channels: input channels (moving and fixed concatenated: 2).
+            channels: output channels of each encoder convolution (VTN: 16, 32, 64, 64, 128, 128, 256, 256).
+            strides: stride of each encoder convolution (VTN: 2, 2, 2, 1, 2, 1, 2, 1; 128^3 ends at 4^3).
+            act: activation after each convolution.
+            norm: optional normalisation (MIRegNet uses "instance").
+            init_std: standard deviation of the head's initial weights (bias starts at 0), small so that the
+                initial transform is close to the identity while gradients still reach every layer.
+        """
+        super().__init__()
+        if len(channels) != len(strides) or not channels:
+            raise ValueError(
+                f"channels and strides must be non-empty and of equal length, got {len(channels)} and {len(strides)}."
+            )
+        layers, channels_in = [], in_channels
+        for channels_out, stride in zip(channels, strides):
+            layers.append(conv_block(channels_in, channels_out, strides=stride, act=act, norm=norm))
+            channels_in = channels_out
+        self.encoder = nn.Sequential(*layers)
+        self.head = nn.Linear(channels_in, 12)
+        nn.init.normal_(self.head.weight, std=init_std)
+        nn.init.zeros_(self.head.bias)
+        self.total_stride = prod(strides)
+
+    def predict_affine(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            image: Tensor in shape (B, 2, X, Y, Z), channel 0 moving, channel 1 fixed.
+
+        Returns:
+            W in shape (B, 3, 3) and b in shape (B, 3) (voxels).
+        """
+        check_pair_input(image, self.total_stride, type(self).__name__)
+        features = self.encoder(image).mean(dim=(2, 3, 4))
+        params = self.head(features)
+        return params[:, :9].reshape(-1, 3, 3), params[:, 9:]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            image: Tensor in shape (B, 2, X, Y, Z), channel 0 moving, channel 1 fixed.
+
+        Returns:
+            the affine DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
+        """
+        matrix, translation = self.predict_affine(image)
+        return affine_to_ddf(matrix, translation, image.shape[2:])

@@ -1,0 +1,141 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""A cascade of registration stages (affine and dense) whose flows are composed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import lcm
+
+import torch
+from torch import nn
+
+from monai_mine.flows import affine_to_ddf, compose_affine_ddf, compose_affine_params, compose_ddf, warp
+from monai_mine.networks.blocks import check_pair_input
+
+__all__ = ["RegistrationCascade", "StageRecord"]
+
+
+@dataclass
+class StageRecord:
+    """What one stage of a cascade produced; the losses of training read these.
+
+    Attributes:
+        kind: ``"affine"`` or ``"dense"``.
+        flow: the stage's own DDF, (B, 3, X, Y, Z), between the previously warped moving image and the fixed one.
+        composed_flow: the DDF of all stages so far, (B, 3, X, Y, Z), from the original moving image.
+        warped: the original moving image warped by ``composed_flow``, (B, C, X, Y, Z).
+        matrix: ``W`` (B, 3, 3) of an affine stage, else ``None``.
+        translation: ``b`` (B, 3) of an affine stage, else ``None``.
+    """
+
+    kind: str
+    flow: torch.Tensor
+    composed_flow: torch.Tensor
+    warped: torch.Tensor
+    matrix: torch.Tensor | None = None
+    translation: torch.Tensor | None = None
+
+
+class RegistrationCascade(nn.Module):
+    """Chains registration stages, each registering the moving image warped by all stages before it.
+
+    A stage is a module mapping ``(B, 2, X, Y, Z)`` (warped moving, fixed) to a DDF and exposing ``total_stride``;
+    an **affine** stage also has ``predict_affine(image) -> (W, b)`` (see :class:`AffineNet`). Flows are composed
+    (``g_1 * ... * g_k``, VTN eq. 2-4), exactly and without resampling while the flow so far is affine (VTN eq. 19),
+    and the **original** moving image is always resampled with the composed flow, never re-warped.
+
+    ``forward(image)`` returns the total DDF (the network contract of ``DESIGN.md`` section 3);
+    :meth:`stages` returns a :class:`StageRecord` per stage for training.
+
+    Reference:
+        Zhao et al., VTN, section III-B and Figure 2.
+    """
+
+    def __init__(self, stages: Sequence[nn.Module]) -> None:
+        """
+        Args:
+            stages: the stage modules, applied in order (e.g. [AffineNet(), VTNDenseNet(), ...] for "AD...").
+
+        Raises:
+            ValueError: when no stage is given or a stage lacks total_stride.
+        """
+        super().__init__()
+        if not stages:
+            raise ValueError("RegistrationCascade needs at least one stage, got none.")
+        for index, stage in enumerate(stages):
+            if not isinstance(getattr(stage, "total_stride", None), int):
+                raise ValueError(f"stage {index} ({type(stage).__name__}) must expose an integer total_stride.")
+        self.subnetworks = nn.ModuleList(stages)
+        self.total_stride = lcm(*(stage.total_stride for stage in stages))
+
+    @staticmethod
+    def is_affine(stage: nn.Module) -> bool:
+        """Whether stage is an affine stage (it has predict_affine)."""
+        return callable(getattr(stage, "predict_affine", None))
+
+    @property
+    def stage_kinds(self) -> str:
+        """The cascade's layout as letters, e.g. "ADDD" (A affine, D dense)."""
+        return "".join("A" if self.is_affine(stage) else "D" for stage in self.subnetworks)
+
+    def stages(self, moving: torch.Tensor, fixed: torch.Tensor) -> list[StageRecord]:
+        """Run every stage and record its output.
+
+        Args:
+            moving: Tensor in shape (B, 1, X, Y, Z).
+            fixed: Tensor in shape (B, 1, X, Y, Z).
+
+        Returns:
+            one :class:`StageRecord` per stage, in order; the last ``composed_flow`` is the total DDF.
+        """
+        if moving.shape != fixed.shape:
+            raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape.")
+        check_pair_input(torch.cat([moving, fixed], dim=1), self.total_stride, type(self).__name__)
+        shape = moving.shape[2:]
+        records: list[StageRecord] = []
+        composed: torch.Tensor | None = None
+        composed_affine: tuple[torch.Tensor, torch.Tensor] | None = None  # (W, b) while every stage was affine
+        warped = moving
+        for stage in self.subnetworks:
+            image = torch.cat([warped, fixed], dim=1)
+            matrix = translation = None
+            if self.is_affine(stage):
+                matrix, translation = stage.predict_affine(image)
+                flow = affine_to_ddf(matrix, translation, shape)
+                if composed is None or composed_affine is not None:
+                    composed_affine = (
+                        (matrix, translation)
+                        if composed_affine is None
+                        else compose_affine_params(composed_affine, (matrix, translation))
+                    )
+                    composed = affine_to_ddf(*composed_affine, shape)
+                else:
+                    composed = compose_ddf(composed, flow)
+            else:
+                flow = stage(image)
+                if composed is None:
+                    composed = flow
+                elif composed_affine is not None:
+                    composed = compose_affine_ddf(*composed_affine, flow)
+                else:
+                    composed = compose_ddf(composed, flow)
+                composed_affine = None
+            warped = warp(moving, composed)
+            kind = "affine" if matrix is not None else "dense"
+            records.append(StageRecord(kind, flow, composed, warped, matrix, translation))
+        return records
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            image: Tensor in shape (B, 2, X, Y, Z), channel 0 moving, channel 1 fixed.
+
+        Returns:
+            the total DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
+        """
+        check_pair_input(image, self.total_stride, type(self).__name__)
+        return self.stages(image[:, :1], image[:, 1:])[-1].composed_flow

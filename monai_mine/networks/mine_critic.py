@@ -1,0 +1,85 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""The two-entrance MINE critic T(M, F)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from monai_mine.networks.blocks import LEAKY_RELU, conv_block
+
+__all__ = ["MINECritic"]
+
+
+class MINECritic(nn.Module):
+    """Per-voxel statistics network T(M, F) of MINE with one entrance branch per image.
+
+    Each branch is a stack of stride-1 convolutions; the two feature maps are concatenated and a convolution
+    head maps them to one score per voxel, so every voxel is one sample of the joint (or, with a shuffled fixed
+    image, the marginal) distribution. With kernel_size=1 the critic is a per-voxel MLP of the two
+    intensities, the classic MINE statistics network.
+
+    Reference:
+        Huang et al., MIRegNet, section 2 ("a well-designed two-entrance CNN").
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        branch_channels: Sequence[int] = (8, 16),
+        head_channels: Sequence[int] = (32,),
+        kernel_size: int = 3,
+        act: tuple | str | None = LEAKY_RELU,
+        norm: tuple | str | None = None,
+    ) -> None:
+        """
+        Args:
+            in_channels: channels of each of the two images.
+            branch_channels: output channels of the convolutions of each entrance branch.
+            head_channels: output channels of the head's hidden convolutions; a 1x1x1 convolution to one score
+                follows them.
+            kernel_size: kernel size of the branch and head convolutions.
+            act: activation after each hidden convolution (MONAI name or (name, args)).
+            norm: optional normalisation after each hidden convolution.
+        """
+        super().__init__()
+        if not branch_channels:
+            raise ValueError("branch_channels must name at least one convolution, got an empty sequence.")
+
+        def stack(channels_in: int, channels: Sequence[int]) -> nn.Sequential:
+            layers = []
+            for channels_out in channels:
+                layers.append(conv_block(channels_in, channels_out, kernel_size=kernel_size, act=act, norm=norm))
+                channels_in = channels_out
+            return nn.Sequential(*layers)
+
+        self.in_channels = in_channels
+        self.moving_branch = stack(in_channels, branch_channels)
+        self.fixed_branch = stack(in_channels, branch_channels)
+        head_in = 2 * branch_channels[-1]
+        self.head = stack(head_in, head_channels)
+        self.score = conv_block(head_channels[-1] if head_channels else head_in, 1, kernel_size=1, act=None)
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            moving: Tensor in shape (B, in_channels, X, Y, Z).
+            fixed: Tensor in shape (B, in_channels, X, Y, Z).
+
+        Returns:
+            scores, Tensor in shape (B, 1, X, Y, Z).
+        """
+        for name, image in (("moving", moving), ("fixed", fixed)):
+            if image.ndim != 5 or image.shape[1] != self.in_channels:
+                raise ValueError(
+                    f"MINECritic expects {name} of shape (B, {self.in_channels}, X, Y, Z), got {tuple(image.shape)}."
+                )
+        if moving.shape != fixed.shape:
+            raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape.")
+        features = torch.cat([self.moving_branch(moving), self.fixed_branch(fixed)], dim=1)
+        return self.score(self.head(features))
