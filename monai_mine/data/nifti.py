@@ -1,0 +1,55 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""NIfTI output written atomically (a reader never sees a half-written file)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+__all__ = ["save_nifti"]
+
+
+def save_nifti(data: torch.Tensor | np.ndarray, path: str | os.PathLike, affine: np.ndarray | None = None) -> Path:
+    """Write a (X, Y, Z) or channel-first (C, X, Y, Z) array as NIfTI, atomically.
+
+    Channels are stored last, as NIfTI vector images are (X, Y, Z, C); 64-bit integers are stored as 32-bit. The file appears only once complete: it
+    is written to a temporary file in the same folder and renamed.
+
+    Args:
+        data: the array; a batch dimension of size 1 is dropped.
+        path: the ``.nii`` or ``.nii.gz`` file to write.
+        affine: 4x4 voxel-to-world matrix; identity (1 mm voxels) when ``None``.
+
+    Returns:
+        the path written.
+    """
+    array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+    if array.ndim == 5 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 4:
+        array = array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)
+    if array.ndim not in (3, 4):
+        raise ValueError(f"data for {path} must be (X, Y, Z) or (C, X, Y, Z), got shape {array.shape}.")
+    if array.dtype == np.int64:  # NIfTI readers expect at most 32-bit integers (label maps)
+        array = array.astype(np.int32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(array, np.eye(4) if affine is None else affine)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
+    try:
+        nib.save(image, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
