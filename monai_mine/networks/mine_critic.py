@@ -17,15 +17,22 @@ __all__ = ["MINECritic"]
 
 
 class MINECritic(nn.Module):
-    """Per-voxel statistics network T(M, F) of MINE with one entrance branch per image.
+    """Per-voxel statistics network ``T(M, F)`` of MINE with one entrance branch per image.
 
-    Each branch is a stack of stride-1 convolutions; the two feature maps are concatenated and a convolution
-    head maps them to one score per voxel, so every voxel is one sample of the joint (or, with a shuffled fixed
-    image, the marginal) distribution. With kernel_size=1 the critic is a per-voxel MLP of the two
-    intensities, the classic MINE statistics network.
+    Each branch is a stack of stride-1 convolutions; the two feature maps are concatenated and a head of
+    1x1x1 convolutions maps them to one score per voxel, so every voxel is one sample of the joint (or, with a
+    voxel-shuffled fixed image, the marginal) distribution.
+
+    Only the moving branch sees a neighbourhood (``kernel_size``); the fixed branch and the head are per-voxel.
+    This keeps the Donsker-Varadhan value a true lower bound of the mutual information between the moving
+    image's neighbourhood and the fixed intensity: shuffling the fixed voxels preserves the fixed image's
+    per-voxel distribution exactly, whereas a critic that looked at fixed neighbourhoods could tell a smooth
+    fixed image from its shuffled copy without the moving image (measured: a bound of 6 nats for a constant
+    moving image after 50 steps). With ``kernel_size=1`` the critic is the classic per-voxel MINE network of the
+    two intensities.
 
     Reference:
-        Huang et al., MIRegNet, section 2 ("a well-designed two-entrance CNN").
+        Huang et al., MIRegNet, section 2 ("a well-designed two-entrance CNN"); Belghazi et al., MINE, ICML 2018.
     """
 
     def __init__(
@@ -41,9 +48,9 @@ class MINECritic(nn.Module):
         Args:
             in_channels: channels of each of the two images.
             branch_channels: output channels of the convolutions of each entrance branch.
-            head_channels: output channels of the head's hidden convolutions; a 1x1x1 convolution to one score
-                follows them.
-            kernel_size: kernel size of the branch and head convolutions.
+            head_channels: output channels of the head's hidden 1x1x1 convolutions; a 1x1x1 convolution to one
+                score follows them.
+            kernel_size: kernel size of the moving branch's convolutions (the fixed branch and head use 1).
             act: activation after each hidden convolution (MONAI name or (name, args)).
             norm: optional normalisation after each hidden convolution.
         """
@@ -51,18 +58,18 @@ class MINECritic(nn.Module):
         if not branch_channels:
             raise ValueError("branch_channels must name at least one convolution, got an empty sequence.")
 
-        def stack(channels_in: int, channels: Sequence[int]) -> nn.Sequential:
+        def stack(channels_in: int, channels: Sequence[int], kernel: int) -> nn.Sequential:
             layers = []
             for channels_out in channels:
-                layers.append(conv_block(channels_in, channels_out, kernel_size=kernel_size, act=act, norm=norm))
+                layers.append(conv_block(channels_in, channels_out, kernel_size=kernel, act=act, norm=norm))
                 channels_in = channels_out
             return nn.Sequential(*layers)
 
         self.in_channels = in_channels
-        self.moving_branch = stack(in_channels, branch_channels)
-        self.fixed_branch = stack(in_channels, branch_channels)
+        self.moving_branch = stack(in_channels, branch_channels, kernel_size)
+        self.fixed_branch = stack(in_channels, branch_channels, 1)
         head_in = 2 * branch_channels[-1]
-        self.head = stack(head_in, head_channels)
+        self.head = stack(head_in, head_channels, 1)
         self.score = conv_block(head_channels[-1] if head_channels else head_in, 1, kernel_size=1, act=None)
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:

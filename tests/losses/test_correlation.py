@@ -1,0 +1,93 @@
+"""CorrelationCoefficientLoss: 1 - Pearson correlation per sample."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_mine.losses import CorrelationCoefficientLoss
+
+
+def images(batch: int = 3, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """Unit-variance noise: with eps=1e-6 the loss of an image against itself is ~eps / var = 1e-6."""
+    return torch.randn(batch, 1, size, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_positive_linear_rescaling_gives_zero():
+    image = images()
+    loss = CorrelationCoefficientLoss()(image, 3 * image + 0.5)
+    assert loss.shape == ()
+    assert abs(float(loss)) < 1e-5
+    assert abs(float(CorrelationCoefficientLoss()(image, image))) < 1e-5
+    assert abs(float(CorrelationCoefficientLoss(eps=0.0)(image, 7 * image - 2))) < 1e-5
+
+
+def test_eps_enters_each_variance():
+    image = 0.1 * images(batch=1)  # variance ~0.01: the eps term is visible
+    var = float(image.double().var(unbiased=False))
+    loss = CorrelationCoefficientLoss(eps=1e-3)(image, image)
+    assert abs(float(loss) - (1 - var / (var + 1e-3))) < 1e-5
+
+
+def test_negative_rescaling_gives_two():
+    image = images()
+    loss = CorrelationCoefficientLoss(reduction="none")(image, -2 * image + 1.0)
+    assert torch.allclose(loss, torch.full((3,), 2.0), atol=1e-5)
+
+
+def test_independent_images_give_about_one():
+    loss = CorrelationCoefficientLoss()(images(seed=1, size=24), images(seed=2, size=24))
+    # 24^3 independent Gaussian voxels: |r| is of order 1 / sqrt(13824) ~ 0.009
+    assert abs(float(loss) - 1.0) < 0.05
+
+
+def test_matches_pearson_reference():
+    a, b = images(seed=3), images(seed=4)
+    b = 0.6 * a + 0.4 * b  # partially correlated
+    expected = torch.stack([torch.corrcoef(torch.stack([x.flatten(), y.flatten()]))[0, 1] for x, y in zip(a, b)])
+    loss = CorrelationCoefficientLoss(eps=0.0, reduction="none")(a, b)
+    assert torch.allclose(loss, 1 - expected, atol=1e-5)
+
+
+def test_channels_are_pooled_per_sample():
+    a = images(batch=2, seed=5).repeat(1, 2, 1, 1, 1)
+    b = a.clone()
+    b[:, 1] = -b[:, 1]
+    # channel 0 agrees, channel 1 is negated: pooled over both channels the covariance is exactly 0
+    loss = CorrelationCoefficientLoss(reduction="none")(a, b)
+    assert loss.shape == (2,)
+    assert ((loss - 1.0).abs() < 1e-5).all()
+
+
+def test_reductions():
+    a = images(batch=4, seed=6)
+    b = images(batch=4, seed=7) + 0.5 * a
+    per_sample = CorrelationCoefficientLoss(reduction="none")(a, b)
+    assert per_sample.shape == (4,)
+    mean = CorrelationCoefficientLoss(reduction="mean")(a, b)
+    total = CorrelationCoefficientLoss(reduction="sum")(a, b)
+    assert torch.allclose(mean, per_sample.mean())
+    assert torch.allclose(total, 4 * mean)
+    assert torch.allclose(CorrelationCoefficientLoss()(a, b), mean)  # default is mean
+
+
+def test_gradient_flows_to_prediction():
+    a = images(batch=2, seed=8).requires_grad_()
+    CorrelationCoefficientLoss()(a, images(batch=2, seed=9)).backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_constant_image_is_finite():
+    loss = CorrelationCoefficientLoss()(torch.ones(1, 1, 8, 8, 8), images(batch=1, size=8))
+    assert torch.isfinite(loss) and abs(float(loss) - 1.0) < 1e-6
+
+
+def test_shape_errors():
+    loss = CorrelationCoefficientLoss()
+    message = r"pred \(1, 1, 8, 8, 8\) and target \(1, 1, 8, 8, 9\) must have the same shape"
+    with pytest.raises(ValueError, match=message):
+        loss(torch.zeros(1, 1, 8, 8, 8), torch.zeros(1, 1, 8, 8, 9))
+    with pytest.raises(ValueError, match=r"pred must have shape \(B, C, X, Y, Z\), got \(1, 8, 8, 8\)"):
+        loss(torch.zeros(1, 8, 8, 8), torch.zeros(1, 8, 8, 8))
+    with pytest.raises(ValueError, match="not a valid LossReduction"):
+        CorrelationCoefficientLoss(reduction="median")
