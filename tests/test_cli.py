@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -42,3 +43,12 @@ def test_demo_writes_registered_pair(tmp_path):
     np.testing.assert_allclose(ddf.affine, np.eye(4))
     label = nib.load(tmp_path / "warped_label.nii.gz")
     assert np.issubdtype(label.get_data_dtype(), np.integer)
+
+
+def test_console_script_is_installed():
+    script = shutil.which("monai-mine")
+    assert script is not None, "the monai-mine console script is missing: install with pip install -e ."
+    result = subprocess.run([script, "version"], capture_output=True, text=True, timeout=120, check=True)
+    from monai_mine import __version__
+
+    assert result.stdout.strip() == __version__
