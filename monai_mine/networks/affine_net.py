@@ -71,7 +71,7 @@ class AffineNet(nn.Module):
         Returns:
             W in shape (B, 3, 3) and b in shape (B, 3) (voxels).
         """
-        check_pair_input(image, self.total_stride, type(self).__name__)
+        check_pair_input(image.shape, self.total_stride, type(self).__name__)
         features = self.encoder(image).mean(dim=(2, 3, 4))
         params = self.head(features)
         return params[:, :9].reshape(-1, 3, 3), params[:, 9:]

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.networks.blocks import Convolution
 from torch import nn
@@ -54,15 +56,26 @@ def upsample_block(in_channels: int, out_channels: int, act: tuple | str | None 
     )
 
 
-def check_pair_input(image: torch.Tensor, total_stride: int, network: str) -> None:
-    """Raise ValueError unless image is (B, 2, X, Y, Z) with each spatial size divisible by the stride."""
-    if image.ndim != 5 or image.shape[1] != 2:
+def check_pair_input(shape: Sequence[int], total_stride: int, network: str) -> None:
+    """Raise ``ValueError`` unless ``shape`` is (B, 2, X, Y, Z) with each spatial size divisible by the stride.
+
+    Skipped while ``torch.jit.trace`` records: Python checks are not part of a trace, and the traced sizes would
+    be frozen into it as constants.
+
+    Args:
+        shape: the input's shape, e.g. ``image.shape``.
+        total_stride: the network's total downsampling factor.
+        network: the network's name, for the message.
+    """
+    if torch.jit.is_tracing():
+        return
+    shape = tuple(shape)
+    if len(shape) != 5 or shape[1] != 2:
         raise ValueError(
-            f"{network} expects image of shape (B, 2, X, Y, Z) (channel 0 moving, channel 1 fixed), "
-            f"got {tuple(image.shape)}."
+            f"{network} expects image of shape (B, 2, X, Y, Z) (channel 0 moving, channel 1 fixed), got {shape}."
         )
-    if any(size % total_stride for size in image.shape[2:]):
+    if any(size % total_stride for size in shape[2:]):
         raise ValueError(
             f"{network} needs each spatial size divisible by its total stride {total_stride}, "
-            f"got spatial shape {tuple(image.shape[2:])}; pad or resample the images."
+            f"got spatial shape {shape[2:]}; pad or resample the images."
         )

@@ -94,7 +94,8 @@ class RegistrationCascade(nn.Module):
         """
         if moving.shape != fixed.shape:
             raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape.")
-        check_pair_input(torch.cat([moving, fixed], dim=1), self.total_stride, type(self).__name__)
+        pair_shape = (moving.shape[0], moving.shape[1] + fixed.shape[1], *moving.shape[2:])
+        check_pair_input(pair_shape, self.total_stride, type(self).__name__)
         shape = moving.shape[2:]
         records: list[StageRecord] = []
         composed: torch.Tensor | None = None
@@ -137,5 +138,5 @@ class RegistrationCascade(nn.Module):
         Returns:
             the total DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
         """
-        check_pair_input(image, self.total_stride, type(self).__name__)
+        check_pair_input(image.shape, self.total_stride, type(self).__name__)
         return self.stages(image[:, :1], image[:, 1:])[-1].composed_flow

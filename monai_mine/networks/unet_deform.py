@@ -71,5 +71,5 @@ class UNetDeformNet(nn.Module):
         Returns:
             the DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
         """
-        check_pair_input(image, self.total_stride, type(self).__name__)
+        check_pair_input(image.shape, self.total_stride, type(self).__name__)
         return self.unet(image) * self.flow_scale

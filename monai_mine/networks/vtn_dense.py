@@ -79,7 +79,7 @@ class VTNDenseNet(nn.Module):
         Returns:
             the DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
         """
-        check_pair_input(image, self.total_stride, type(self).__name__)
+        check_pair_input(image.shape, self.total_stride, type(self).__name__)
         skips, features = [], image
         for level in self.encoder:
             features = level(features)
