@@ -64,7 +64,11 @@ def mean_dice(label_a: torch.Tensor, label_b: torch.Tensor, num_classes: int) ->
 
 
 def register_synthetic_pair(
-    size: int = 32, steps: int = 60, learning_rate: float = 1e-3, seed: int = 0, network: RegistrationCascade | None = None
+    size: int = 32,
+    steps: int = 60,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    network: RegistrationCascade | None = None,
 ) -> tuple[DemoResult, dict[str, torch.Tensor]]:
     """Optimise an untrained cascade on one synthetic pair (instance optimisation) and measure the result.
 

@@ -20,8 +20,8 @@ __all__ = ["save_nifti"]
 def save_nifti(data: torch.Tensor | np.ndarray, path: str | os.PathLike, affine: np.ndarray | None = None) -> Path:
     """Write a (X, Y, Z) or channel-first (C, X, Y, Z) array as NIfTI, atomically.
 
-    Channels are stored last, as NIfTI vector images are (X, Y, Z, C); 64-bit integers are stored as 32-bit. The file appears only once complete: it
-    is written to a temporary file in the same folder and renamed.
+    Channels are stored last, as NIfTI vector images are (X, Y, Z, C); 64-bit integers are stored as 32-bit.
+    The file appears only once complete: it is written to a temporary file in the same folder and renamed.
 
     Args:
         data: the array; a batch dimension of size 1 is dropped.

@@ -36,7 +36,9 @@ class SyntheticPair:
     displacement: torch.Tensor
 
 
-def _smooth_noise(shape: tuple[int, ...], channels: int, control_points: int, generator: torch.Generator) -> torch.Tensor:
+def _smooth_noise(
+    shape: tuple[int, ...], channels: int, control_points: int, generator: torch.Generator
+) -> torch.Tensor:
     """Random field (1, channels, *shape) in about [-1, 1], trilinearly upsampled from a coarse grid."""
     coarse = torch.rand(1, channels, *(control_points,) * 3, generator=generator) * 2 - 1
     return F.interpolate(coarse, size=shape, mode="trilinear", align_corners=True)

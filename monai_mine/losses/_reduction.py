@@ -24,7 +24,9 @@ def reduce_per_sample(values: torch.Tensor, reduction: LossReduction | str) -> t
     return values
 
 
-def check_same_shape(pred: torch.Tensor, target: torch.Tensor, pred_name: str = "pred", target_name: str = "target") -> None:
+def check_same_shape(
+    pred: torch.Tensor, target: torch.Tensor, pred_name: str = "pred", target_name: str = "target"
+) -> None:
     """Raise ``ValueError`` unless both inputs are batched 3D tensors ``(B, C, X, Y, Z)`` of one shape."""
     for name, tensor in ((pred_name, pred), (target_name, target)):
         if tensor.ndim != 5:

@@ -57,9 +57,12 @@ class OrthogonalityLoss(_Loss):
         c = a.transpose(1, 2) @ a + self.eps * torch.eye(3, dtype=a.dtype, device=a.device)
         trace = c.diagonal(dim1=1, dim2=2).sum(-1)
         minors = (
-            c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
-            + c[:, 0, 0] * c[:, 2, 2] - c[:, 0, 2] * c[:, 2, 0]
-            + c[:, 1, 1] * c[:, 2, 2] - c[:, 1, 2] * c[:, 2, 1]
+            c[:, 0, 0] * c[:, 1, 1]
+            - c[:, 0, 1] * c[:, 1, 0]
+            + c[:, 0, 0] * c[:, 2, 2]
+            - c[:, 0, 2] * c[:, 2, 0]
+            + c[:, 1, 1] * c[:, 2, 2]
+            - c[:, 1, 2] * c[:, 2, 1]
         )
         loss = trace + (1 + self.eps) ** 2 * minors / determinant_3x3(c) - 6 * (1 + self.eps)
         return reduce_per_sample(loss, self.reduction)

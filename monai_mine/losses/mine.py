@@ -34,9 +34,7 @@ def _flat_mask(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor 
     if mask is None:
         return None
     if mask.shape[0] != scores.shape[0] or mask.shape[2:] != scores.shape[2:] or mask.shape[1] != 1:
-        raise ValueError(
-            f"mask must have shape {(scores.shape[0], 1, *scores.shape[2:])}, got {tuple(mask.shape)}."
-        )
+        raise ValueError(f"mask must have shape {(scores.shape[0], 1, *scores.shape[2:])}, got {tuple(mask.shape)}.")
     flat = mask.flatten(1) > 0
     empty = (~flat.any(dim=1)).nonzero().flatten().tolist()
     if empty:

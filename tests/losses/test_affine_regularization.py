@@ -83,8 +83,9 @@ def test_determinant_loss_matches_linalg():
     w = random_matrices(16, seed=4) - EYE
     expected = (torch.linalg.det(EYE + w) - 1).square()
     assert torch.allclose(DeterminantLoss(reduction="none")(w).double(), expected, rtol=1e-4, atol=1e-6)
-    assert torch.allclose(DeterminantLoss(residual=False, reduction="none")(EYE + w).double(), expected, rtol=1e-4,
-                          atol=1e-6)
+    assert torch.allclose(
+        DeterminantLoss(residual=False, reduction="none")(EYE + w).double(), expected, rtol=1e-4, atol=1e-6
+    )
     assert torch.allclose(DeterminantLoss(reduction="sum")(w).double(), expected.sum(), rtol=1e-4)
     assert torch.allclose(DeterminantLoss()(w).double(), expected.mean(), rtol=1e-4)
 

@@ -9,8 +9,10 @@ from monai_mine.losses import TotalVariationLoss
 
 
 def axis_coordinate(shape, axis: int) -> torch.Tensor:
-    return torch.arange(shape[axis], dtype=torch.float32).reshape([-1 if a == axis else 1 for a in range(3)]).expand(
-        *shape
+    return (
+        torch.arange(shape[axis], dtype=torch.float32)
+        .reshape([-1 if a == axis else 1 for a in range(3)])
+        .expand(*shape)
     )
 
 

@@ -42,8 +42,10 @@ NETWORKS = {
     "AffineNet-instance": (lambda: AffineNet(channels=(4, 8, 8), strides=(2, 1, 2), norm="instance"), 4),
     "VTNDenseNet": (lambda: VTNDenseNet(channels=4, depth=3), 8),
     "UNetDeformNet": (lambda: UNetDeformNet(channels=(4, 8, 8), strides=(2, 2)), 4),
-    **{f"vtn-{layout}": ((lambda layout=layout: build_vtn(layout, channels=4, depth=3)), 4 if layout == "A" else 8)
-       for layout in VTN_LAYOUTS},
+    **{
+        f"vtn-{layout}": ((lambda layout=layout: build_vtn(layout, channels=4, depth=3)), 4 if layout == "A" else 8)
+        for layout in VTN_LAYOUTS
+    },
     "miregnet": (small_miregnet, 4),
 }
 NETWORK_NAMES = list(NETWORKS)
