@@ -24,7 +24,7 @@ class SyntheticPair:
     Attributes:
         fixed: (1, 1, X, Y, Z) intensities in [0, 1].
         fixed_label: (1, 1, X, Y, Z) integer labels, 0 background and 1..n structures.
-        moving: (1, 1, X, Y, Z), ``warp(fixed, displacement)``.
+        moving: (1, 1, X, Y, Z), ``warp(fixed, displacement)``, or of its other-contrast rendering.
         moving_label: (1, 1, X, Y, Z), ``warp(fixed_label, displacement, mode="nearest")``.
         displacement: (1, 3, X, Y, Z) in voxels, the DDF that made the moving image from the fixed one.
     """
@@ -50,12 +50,16 @@ def synthetic_pair(
     max_rotation_deg: float = 8.0,
     max_translation: float = 2.0,
     max_deformation: float = 1.5,
+    contrast: bool = False,
     seed: int = 0,
 ) -> SyntheticPair:
     """Ellipsoidal structures with texture on a soft background, and a moving copy under a known transform.
 
     The displacement is a random affine (rotation about each axis up to ``max_rotation_deg``, translation up to
     ``max_translation`` voxels) composed with a smooth random deformation (up to ``max_deformation`` voxels).
+    With ``contrast=True`` the moving image shows the same anatomy in another contrast (as non-contrast vs
+    contrast CT): body and structures get a different, non-monotonic intensity mapping, so that intensities
+    correspond only statistically (mutual information) and not linearly (correlation).
 
     Args:
         size: edge length of the cubic volume, in voxels.
@@ -63,6 +67,7 @@ def synthetic_pair(
         max_rotation_deg: bound of the random rotation angles, degrees.
         max_translation: bound of the random translation, voxels.
         max_deformation: bound of the smooth non-rigid displacement, voxels.
+        contrast: render the moving image with the other intensity mapping.
         seed: seed of every random choice.
     """
     generator = torch.Generator().manual_seed(seed)
@@ -74,15 +79,22 @@ def synthetic_pair(
 
     label = torch.zeros(shape, dtype=torch.int64)
     body = ellipsoid(torch.zeros(3), torch.tensor([0.8, 0.7, 0.75]))
-    image = 0.2 * body.float()
     for index in range(1, num_structures + 1):
         centre = (torch.rand(3, generator=generator) - 0.5) * 0.7
         radii = 0.15 + 0.15 * torch.rand(3, generator=generator)
-        inside = ellipsoid(centre, radii) & body
-        label[inside] = index
-        image[inside] = 0.3 + 0.7 * index / num_structures
-    texture = _smooth_noise(shape, 1, max(4, size // 4), generator)[0, 0]
-    image = (image + 0.05 * texture * body).clamp(0, 1)
+        label[ellipsoid(centre, radii) & body] = index
+    texture = 0.05 * _smooth_noise(shape, 1, max(4, size // 4), generator)[0, 0] * body
+
+    def render(body_value: float, structure_values: list[float]) -> torch.Tensor:
+        image = body_value * body.float()
+        for index, value in enumerate(structure_values, start=1):
+            image[label == index] = value
+        return (image + texture).clamp(0, 1)
+
+    fixed_values = [0.3 + 0.7 * index / num_structures for index in range(1, num_structures + 1)]
+    image = render(0.2, fixed_values)
+    # other contrast: structures in reversed brightness order around a mid-grey body (non-monotonic mapping)
+    moving_source = render(0.6, fixed_values[::-1]) if contrast else image
 
     angles = (torch.rand(3, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
     rotation = torch.eye(3)
@@ -99,6 +111,6 @@ def synthetic_pair(
 
     fixed = image.view(1, 1, *shape)
     fixed_label = label.view(1, 1, *shape)
-    moving = warp(fixed, displacement)
+    moving = warp(moving_source.view(1, 1, *shape), displacement)
     moving_label = warp(fixed_label, displacement, mode="nearest")
     return SyntheticPair(fixed, fixed_label, moving, moving_label, displacement)
