@@ -59,8 +59,9 @@ def demo_datalist(
     """Path of the demo dataset's ``datalist.json``, generating the dataset first if needed.
 
     Each item has ``fixed_image``, ``moving_image``, ``fixed_label``, ``moving_label`` and ``displacement`` (the
-    ground-truth DDF in voxels, (X, Y, Z, 3), with ``moving = warp(fixed, displacement)``), relative to the
-    datalist's folder. Seeds are fixed per split, so the dataset is the same on every machine.
+    ground-truth DDF in voxels, (X, Y, Z, 3): ``moving = warp(fixed, displacement)``, or of the fixed anatomy
+    rendered in the other contrast for the ``"contrast"`` flavour), relative to the datalist's folder. Seeds are
+    fixed per split, so the dataset is the same on every machine.
 
     Args:
         flavour: ``"mono"`` (same contrast) or ``"contrast"`` (the moving image in another contrast).
