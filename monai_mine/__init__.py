@@ -4,14 +4,16 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """monai-mine: unsupervised and weakly supervised 3D medical image registration for MONAI.
 
-Networks (``monai_mine.networks``), losses (``monai_mine.losses``) and flow operations (``monai_mine.flows``)
-are plugins: bundle configs name them in ``_target_`` after ``"imports": ["$import monai_mine"]``.
+Networks (``monai_mine.networks``), losses (``monai_mine.losses``), flow operations (``monai_mine.flows``),
+metrics (``monai_mine.metrics``), engines (``monai_mine.engines``) and data helpers (``monai_mine.data``) are
+plugins: bundle configs name them in ``_target_`` after ``"imports": ["$import monai_mine"]``.
 """
 
 from __future__ import annotations
 
-from monai_mine import flows, losses, networks
+from monai_mine import data, engines, flows, losses, metrics, networks
+from monai_mine.bundle_paths import find_bundle_root
 
 __version__ = "0.1.0"
 
-__all__ = ["flows", "losses", "networks", "__version__"]
+__all__ = ["data", "engines", "find_bundle_root", "flows", "losses", "metrics", "networks", "__version__"]

@@ -98,7 +98,12 @@ def demo_datalist(
                 for index in range(count)
             ]
         (staging / "datalist.json").write_text(json.dumps(datalist, indent=2))
-        os.replace(staging, folder)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process (e.g. a second torchrun rank) finished the same dataset first
+            if not (datalist_path.is_file() and json.loads(datalist_path.read_text()).get("spec") == spec):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

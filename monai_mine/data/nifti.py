@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
+
+from monai_mine.data.atomic import atomic_output
 
 __all__ = ["save_nifti"]
 
@@ -43,13 +44,6 @@ def save_nifti(data: torch.Tensor | np.ndarray, path: str | os.PathLike, affine:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = nib.Nifti1Image(array, np.eye(4) if affine is None else affine)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(handle)
-    try:
+    with atomic_output(path) as temporary:
         nib.save(image, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path

@@ -2,9 +2,10 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Registration losses: MINE, correlation coefficient, affine regularisers, smoothness, invertibility.
+"""Registration losses: MINE, correlation coefficient, affine regularisers, smoothness, invertibility, and the
+objective that weighs them per cascade stage (``RegistrationObjective`` and its terms).
 
-Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``).
+Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``, through ``LabelTerm``).
 """
 
 from __future__ import annotations
@@ -12,15 +13,33 @@ from __future__ import annotations
 from monai_mine.losses.affine_regularization import DeterminantLoss, OrthogonalityLoss
 from monai_mine.losses.invertibility import InvertibilityLoss
 from monai_mine.losses.mine import MINELoss, donsker_varadhan_bound, logmeanexp, shuffle_voxels
+from monai_mine.losses.objective import (
+    AffineTerm,
+    FlowTerm,
+    InvertibilityTerm,
+    LabelTerm,
+    LossTerm,
+    RegistrationObjective,
+    RegistrationOutputs,
+    SimilarityTerm,
+)
 from monai_mine.losses.similarity import CorrelationCoefficientLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
 
 __all__ = [
+    "AffineTerm",
     "CorrelationCoefficientLoss",
     "DeterminantLoss",
+    "FlowTerm",
     "InvertibilityLoss",
+    "InvertibilityTerm",
+    "LabelTerm",
+    "LossTerm",
     "MINELoss",
     "OrthogonalityLoss",
+    "RegistrationObjective",
+    "RegistrationOutputs",
+    "SimilarityTerm",
     "TotalVariationLoss",
     "donsker_varadhan_bound",
     "logmeanexp",

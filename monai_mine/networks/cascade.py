@@ -71,6 +71,17 @@ class RegistrationCascade(nn.Module):
                 raise ValueError(f"stage {index} ({type(stage).__name__}) must expose an integer total_stride.")
         self.subnetworks = nn.ModuleList(stages)
         self.total_stride = lcm(*(stage.total_stride for stage in stages))
+        self.active_stages: int | None = None
+
+    def set_active_stages(self, count: int | None) -> None:
+        """Run only the first ``count`` stages (``None``: all), e.g. while training MIRegNet's AffineNet alone.
+
+        Raises:
+            ValueError: when count is not between 1 and the number of stages.
+        """
+        if count is not None and not 1 <= count <= len(self.subnetworks):
+            raise ValueError(f"active stages must be between 1 and {len(self.subnetworks)}, got {count}.")
+        self.active_stages = count
 
     @staticmethod
     def is_affine(stage: nn.Module) -> bool:
@@ -90,7 +101,8 @@ class RegistrationCascade(nn.Module):
             fixed: Tensor in shape (B, 1, X, Y, Z).
 
         Returns:
-            one :class:`StageRecord` per stage, in order; the last ``composed_flow`` is the total DDF.
+            one :class:`StageRecord` per active stage (all stages unless :meth:`set_active_stages` says otherwise),
+            in order; the last ``composed_flow`` is the total DDF.
         """
         if moving.shape != fixed.shape:
             raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape.")
@@ -101,7 +113,7 @@ class RegistrationCascade(nn.Module):
         composed: torch.Tensor | None = None
         composed_affine: tuple[torch.Tensor, torch.Tensor] | None = None  # (W, b) while every stage was affine
         warped = moving
-        for stage in self.subnetworks:
+        for stage in self.subnetworks[: self.active_stages]:
             image = torch.cat([warped, fixed], dim=1)
             matrix = translation = None
             if self.is_affine(stage):
@@ -130,13 +142,16 @@ class RegistrationCascade(nn.Module):
             records.append(StageRecord(kind, flow, composed, warped, matrix, translation))
         return records
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, return_stages: bool = False) -> torch.Tensor | list[StageRecord]:
         """
         Args:
             image: Tensor in shape (B, 2, X, Y, Z), channel 0 moving, channel 1 fixed.
+            return_stages: return every :class:`StageRecord` instead of the total DDF (training calls the cascade
+                this way so that wrappers such as DistributedDataParallel see a forward pass).
 
         Returns:
-            the total DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
+            the total DDF, Tensor in shape (B, 3, X, Y, Z), in voxels; or the stage records.
         """
         check_pair_input(image.shape, self.total_stride, type(self).__name__)
-        return self.stages(image[:, :1], image[:, 1:])[-1].composed_flow
+        records = self.stages(image[:, :1], image[:, 1:])
+        return records if return_stages else records[-1].composed_flow

@@ -1,0 +1,166 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Dictionary transforms that stop bad data early, with a message naming the file.
+
+Each check passes the data through unchanged or raises ``ValueError``; the file is taken from the MetaTensor's
+``meta["filename_or_obj"]`` (set by ``LoadImaged``), else only the key is named. Place them after ``LoadImaged``
+and ``EnsureChannelFirstd``, e.g.::
+
+    Compose([
+        LoadImaged(keys), EnsureChannelFirstd(keys),
+        CheckSpatialDimsd(keys), CheckFinited(keys), CheckSameShaped(keys),
+    ])
+
+Inside a ``Compose`` (and a MONAI ``Dataset``) MONAI re-raises every error as ``RuntimeError("applying transform
+...")`` chained to the original, so the message naming the file is in the printed traceback ("The above exception
+was the direct cause ..."), and in code in ``exc.__cause__``; :func:`root_cause` finds it. Setting the environment
+variable ``MONAI_DEBUG=1`` makes MONAI raise the ``ValueError`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+__all__ = ["CheckFinited", "CheckNonEmptyLabeld", "CheckSameShaped", "CheckSpatialDimsd", "root_cause"]
+
+
+def _name(value: Any, key: Hashable) -> str:
+    """``"<file> (key 'k')"`` when the data knows its file, else ``"key 'k'"``."""
+    meta = getattr(value, "meta", None)
+    filename = meta.get("filename_or_obj") if isinstance(meta, Mapping) else None
+    return f"{filename} (key {key!r})" if filename else f"key {key!r}"
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    return value.as_tensor() if hasattr(value, "as_tensor") else torch.as_tensor(np.asarray(value))
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a ``__cause__`` chain, e.g. a check's ``ValueError`` inside MONAI's wrappers."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+class _Check(MapTransform):
+    """Base of the checks: ``repr`` names the class and keys, as MONAI's ``RuntimeError("applying transform ...")``
+    shows it."""
+
+    def __repr__(self) -> str:
+        extra = f", spatial_dims={self.spatial_dims}" if hasattr(self, "spatial_dims") else ""
+        return f"{type(self).__name__}(keys={list(self.keys)}{extra})"
+
+
+class CheckFinited(_Check):
+    """Raise if an image holds NaN or infinite voxels.
+
+    Args:
+        keys: keys of the images to check.
+        allow_missing_keys: skip keys absent from the data instead of raising.
+
+    Raises:
+        ValueError: naming the file and the number of NaN and infinite voxels.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            array = _as_tensor(d[key])
+            nan = int(torch.isnan(array).sum())
+            inf = int(torch.isinf(array).sum())
+            if nan or inf:
+                raise ValueError(
+                    f"{_name(d[key], key)} has {nan} NaN and {inf} infinite voxel(s) out of {array.numel()}."
+                )
+        return d
+
+
+class CheckSameShaped(_Check):
+    """Raise unless all images have the same spatial shape (the last ``spatial_dims`` axes).
+
+    Args:
+        keys: keys of the images to compare; keys absent from the data are skipped when ``allow_missing_keys``.
+        spatial_dims: number of trailing spatial axes compared, so (C, X, Y, Z) and (X, Y, Z) data both work.
+        allow_missing_keys: skip keys absent from the data (e.g. optional labels) instead of raising.
+
+    Raises:
+        ValueError: naming every key with its file and spatial shape.
+    """
+
+    def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.spatial_dims = spatial_dims
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        shapes = {key: tuple(np.shape(d[key])[-self.spatial_dims :]) for key in self.key_iterator(d)}
+        if len(set(shapes.values())) > 1:
+            listing = "; ".join(f"{_name(d[key], key)}: {shape}" for key, shape in shapes.items())
+            raise ValueError(f"Spatial shapes differ: {listing}.")
+        return d
+
+
+class CheckNonEmptyLabeld(_Check):
+    """Raise if a label map has no foreground (every voxel zero). Apply before any one-hot conversion.
+
+    Args:
+        keys: keys of the label maps to check.
+        allow_missing_keys: skip keys absent from the data (e.g. optional labels) instead of raising.
+
+    Raises:
+        ValueError: naming the file of the empty label map.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if not bool(torch.any(_as_tensor(d[key]) != 0)):
+                raise ValueError(f"{_name(d[key], key)} is an empty label map: no foreground (nonzero) voxel.")
+        return d
+
+
+class CheckSpatialDimsd(_Check):
+    """Raise unless data is channel-first with ``spatial_dims`` spatial axes, (C, X, Y, Z) for 3D.
+
+    Use after ``EnsureChannelFirstd``: a 2D slice then arrives as (C, X, Y), a 4D series or an ITK-style vector
+    image as (C, X, Y, Z, T).
+
+    Args:
+        keys: keys of the images to check.
+        spatial_dims: number of spatial axes expected.
+        allow_missing_keys: skip keys absent from the data instead of raising.
+
+    Raises:
+        ValueError: naming the file and its shape.
+    """
+
+    def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.spatial_dims = spatial_dims
+        axes = "XYZ"[:spatial_dims] if spatial_dims <= 3 else [f"S{i}" for i in range(spatial_dims)]
+        self._layout = f"({', '.join(['C', *axes])})"
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            shape = tuple(np.shape(d[key]))
+            if len(shape) != self.spatial_dims + 1:
+                raise ValueError(
+                    f"{_name(d[key], key)} has shape {shape} ({len(shape) - 1} spatial axes after the channel); "
+                    f"expected channel-first data with {self.spatial_dims} spatial axes, {self._layout}."
+                )
+        return d

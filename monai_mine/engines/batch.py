@@ -1,0 +1,120 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Turning a collated datalist batch into the tensors of a registration step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import torch
+from monai.data import MetaTensor
+
+from monai_mine.networks.cascade import StageRecord
+
+__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "RegistrationBatch", "prepare_registration_batch", "split_records"]
+
+IMAGE_KEYS = ("moving_image", "fixed_image")
+LABEL_KEYS = ("moving_label", "fixed_label")
+
+
+@dataclass
+class RegistrationBatch:
+    """A batch of pairs on the engine's device.
+
+    Attributes:
+        moving: Tensor in shape (B, 1, X, Y, Z); a MetaTensor when the data loader gave one.
+        fixed: Tensor in shape (B, 1, X, Y, Z).
+        moving_label: integer label map (B, 1, X, Y, Z), or ``None``.
+        fixed_label: integer label map (B, 1, X, Y, Z), or ``None``.
+    """
+
+    moving: torch.Tensor
+    fixed: torch.Tensor
+    moving_label: torch.Tensor | None = None
+    fixed_label: torch.Tensor | None = None
+
+    @property
+    def has_labels(self) -> bool:
+        return self.moving_label is not None and self.fixed_label is not None
+
+    def plain(self) -> RegistrationBatch:
+        """The same batch as plain tensors (no MetaTensor bookkeeping in the training step)."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        return RegistrationBatch(**{name: _plain(value) for name, value in values.items()})
+
+    def network_input(self, reverse: bool = False) -> torch.Tensor:
+        """The network's input (B, 2, X, Y, Z): moving then fixed, or fixed then moving when ``reverse``."""
+        pair = (self.fixed, self.moving) if reverse else (self.moving, self.fixed)
+        return torch.cat([torch.as_tensor(image) for image in pair], dim=1)
+
+
+def _plain(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
+
+
+def _source(batchdata: Mapping, key: str) -> str:
+    """The file a batch entry came from, for error messages."""
+    meta = getattr(batchdata[key], "meta", None) or {}
+    source = meta.get("filename_or_obj", key)
+    if isinstance(source, (list, tuple)):
+        source = ", ".join(str(item) for item in source)
+    return f"{key} ({source})"
+
+
+def prepare_registration_batch(
+    batchdata: Mapping, device: torch.device | str | None = None, non_blocking: bool = False, **kwargs
+) -> RegistrationBatch:
+    """Take moving/fixed images (and labels when both are present) from a collated batch and check them.
+
+    Args:
+        batchdata: a dict with ``moving_image`` and ``fixed_image`` (B, 1, X, Y, Z), optionally ``moving_label``
+            and ``fixed_label`` of the same shape.
+        device: where to move the tensors.
+        non_blocking: asynchronous host-to-device copies.
+        kwargs: further ``Tensor.to`` arguments.
+
+    Raises:
+        KeyError: when an image key is missing (the message lists the keys present).
+        ValueError: on tensors that are not (B, 1, X, Y, Z), or shapes that differ within a pair.
+    """
+    if not isinstance(batchdata, Mapping):
+        raise TypeError(f"a registration batch must be a dict of tensors, got {type(batchdata).__name__}.")
+    for key in IMAGE_KEYS:
+        if key not in batchdata:
+            raise KeyError(f"registration batch needs {key!r}; it has {sorted(batchdata)}.")
+    keys = IMAGE_KEYS + (LABEL_KEYS if all(key in batchdata for key in LABEL_KEYS) else ())
+    for key in keys:
+        shape = tuple(batchdata[key].shape)
+        if len(shape) != 5 or shape[1] != 1:
+            raise ValueError(f"{_source(batchdata, key)} must be a (B, 1, X, Y, Z) batch, got shape {shape}.")
+    reference = tuple(batchdata["fixed_image"].shape)
+    for key in keys:
+        if tuple(batchdata[key].shape) != reference:
+            raise ValueError(
+                f"{_source(batchdata, key)} has shape {tuple(batchdata[key].shape)}, but "
+                f"{_source(batchdata, 'fixed_image')} has {reference}: a pair must share one grid."
+            )
+    moved = {key: batchdata[key].to(device=device, non_blocking=non_blocking, **kwargs) for key in keys}
+    return RegistrationBatch(
+        moving=moved["moving_image"].float(),
+        fixed=moved["fixed_image"].float(),
+        moving_label=moved.get("moving_label"),
+        fixed_label=moved.get("fixed_label"),
+    )
+
+
+def split_records(records: list[StageRecord], size: int) -> tuple[list[StageRecord], list[StageRecord]]:
+    """Split stage records of a doubled batch (forward pairs, then reverse pairs) into the two halves."""
+    first, second = [], []
+    for record in records:
+        halves = {
+            field.name: (value[:size], value[size:]) if isinstance(value, torch.Tensor) else (value, value)
+            for field in fields(record)
+            for value in [getattr(record, field.name)]
+        }
+        first.append(StageRecord(**{name: pair[0] for name, pair in halves.items()}))
+        second.append(StageRecord(**{name: pair[1] for name, pair in halves.items()}))
+    return first, second

@@ -1,0 +1,152 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Checkpoints that survive a killed training: a resumable full checkpoint and the best model's weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from ignite.engine import Engine, Events
+
+from monai_mine.data.atomic import atomic_output
+
+__all__ = ["BestModelSaver", "ResumableCheckpoint", "atomic_torch_save", "unwrap_network"]
+
+logger = logging.getLogger(__name__)
+
+
+def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel / DataParallel wrapper, else the network itself."""
+    return getattr(network, "module", network)
+
+
+def _is_main_process() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a reader never sees a partial file."""
+    with atomic_output(path) as temporary:
+        torch.save(obj, temporary)
+    return Path(path)
+
+
+def _state_dict(obj: Any) -> Any:
+    return unwrap_network(obj).state_dict() if isinstance(obj, torch.nn.Module) else obj.state_dict()
+
+
+class ResumableCheckpoint:
+    """Saves everything a training needs to continue (network, critic, optimiser, scheduler, trainer, ...) to one
+    fixed file, and with ``resume=True`` loads it when attached, so the trainer continues from the saved iteration.
+
+    The file is rewritten atomically every ``save_interval`` iterations, at every epoch's end and at completion;
+    a killed run therefore loses at most ``save_interval`` iterations and never corrupts the checkpoint.
+    """
+
+    def __init__(
+        self, save_path: str | os.PathLike, save_dict: Mapping[str, Any], save_interval: int = 0, resume: bool = False
+    ) -> None:
+        """
+        Args:
+            save_path: the checkpoint file, e.g. ``models/checkpoint.pt``.
+            save_dict: name -> object with ``state_dict``/``load_state_dict`` (the trainer included).
+            save_interval: also save every this many iterations (0: only at epoch ends and completion).
+            resume: load ``save_path`` when attaching; it must exist.
+        """
+        if save_interval < 0:
+            raise ValueError(f"save_interval must be >= 0 iterations, got {save_interval}.")
+        self.save_path = Path(save_path)
+        self.save_dict = dict(save_dict)
+        self.save_interval = save_interval
+        self.resume = resume
+
+    def attach(self, engine: Engine) -> None:
+        if self.resume:
+            self.load()
+        if self.save_interval:
+            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self.save)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+        engine.add_event_handler(Events.COMPLETED, self.save)
+
+    def load(self) -> None:
+        """Load every object's state from the checkpoint file.
+
+        Raises:
+            FileNotFoundError: when there is no checkpoint to resume from.
+            KeyError: when the checkpoint lacks an object (e.g. it was written by another bundle).
+        """
+        if not self.save_path.is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {self.save_path} (train once without resume).")
+        checkpoint = torch.load(self.save_path, map_location="cpu", weights_only=False)
+        missing = sorted(set(self.save_dict) - set(checkpoint))
+        if missing:
+            raise KeyError(f"checkpoint {self.save_path} lacks {missing}; it has {sorted(checkpoint)}.")
+        for name, obj in self.save_dict.items():
+            try:
+                unwrap_network(obj).load_state_dict(checkpoint[name])
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise RuntimeError(f"checkpoint {self.save_path}: cannot load {name!r}: {error}") from error
+        trainer_state = checkpoint.get("trainer")
+        if trainer_state is not None:
+            logger.info(f"resumed from {self.save_path} at iteration {trainer_state.get('iteration')}")
+
+    def save(self, engine: Engine | None = None) -> None:
+        if _is_main_process():
+            atomic_torch_save({name: _state_dict(obj) for name, obj in self.save_dict.items()}, self.save_path)
+
+
+class BestModelSaver:
+    """Writes the network's weights (only them, as the model zoo's ``models/model.pt``) whenever the validation
+    metric improves, atomically. Attach it to the validation evaluator; put it in the resumable checkpoint's
+    ``save_dict`` so a resumed training remembers the best value.
+    """
+
+    def __init__(self, network: torch.nn.Module, save_path: str | os.PathLike, metric_name: str) -> None:
+        """
+        Args:
+            network: the network whose weights to save (a DistributedDataParallel wrapper is unwrapped).
+            save_path: e.g. ``models/model.pt``.
+            metric_name: the evaluator metric to maximise.
+        """
+        self.network = network
+        self.save_path = Path(save_path)
+        self.metric_name = metric_name
+        self.best_value = float("-inf")
+
+    def attach(self, evaluator: Engine) -> None:
+        evaluator.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, evaluator: Engine) -> None:
+        if self.metric_name not in evaluator.state.metrics:
+            raise KeyError(f"BestModelSaver: no metric {self.metric_name!r}; have {sorted(evaluator.state.metrics)}.")
+        value = float(evaluator.state.metrics[self.metric_name])
+        if value > self.best_value:
+            self.best_value = value
+            if _is_main_process():
+                atomic_torch_save(unwrap_network(self.network).state_dict(), self.save_path)
+            logger.info(f"new best {self.metric_name} = {value:.4f}: saved {self.save_path}")
+
+    def restore(self) -> bool:
+        """Load the best weights saved so far into the network; ``False`` when none were saved yet."""
+        if self.best_value == float("-inf") or not self.save_path.is_file():
+            return False
+        unwrap_network(self.network).load_state_dict(torch.load(self.save_path, map_location="cpu"))
+        return True
+
+    def reset(self) -> None:
+        """Forget the best value (a new training phase selects its own best model)."""
+        self.best_value = float("-inf")
+
+    def state_dict(self) -> dict[str, float]:
+        return {"best_value": self.best_value}
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        self.best_value = float(state["best_value"])

@@ -1,0 +1,148 @@
+"""Data checks: bad data stops with a message naming the file, also through MONAI's Compose and Dataset."""
+
+from __future__ import annotations
+
+import re
+import traceback
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.data import Dataset, MetaTensor
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
+
+from monai_mine.data import CheckFinited, CheckNonEmptyLabeld, CheckSameShaped, CheckSpatialDimsd, root_cause
+
+
+def _nifti(path, array):
+    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), path)
+    return str(path)
+
+
+def _load(keys, *checks):
+    return Compose([LoadImaged(keys), EnsureChannelFirstd(keys), *checks])
+
+
+def _raises_naming(transform, data, pattern):
+    """Run ``transform``; the check's ValueError must match ``pattern`` and show in MONAI's traceback."""
+    with pytest.raises(RuntimeError, match=r"applying transform Check") as caught:
+        transform(data)
+    cause = root_cause(caught.value)
+    assert isinstance(cause, ValueError) and re.search(pattern, str(cause)), str(cause)
+    assert re.search(pattern, "".join(traceback.format_exception(caught.value)))
+
+
+def test_finite_check_names_file_and_counts(tmp_path):
+    array = np.zeros((4, 4, 4), dtype=np.float32)
+    array[0, 0, :2] = np.nan
+    array[1, 1, 1] = -np.inf
+    bad = _nifti(tmp_path / "bad.nii.gz", array)
+    good = _nifti(tmp_path / "good.nii.gz", np.ones((4, 4, 4), dtype=np.float32))
+    keys = ["fixed_image", "moving_image"]
+    transform = _load(keys, CheckFinited(keys))
+    _raises_naming(
+        transform,
+        {"fixed_image": good, "moving_image": bad},
+        re.escape(f"{bad} (key 'moving_image') has 2 NaN and 1 infinite voxel(s) out of 64"),
+    )
+    out = transform({"fixed_image": good, "moving_image": good})
+    assert out["fixed_image"].shape == (1, 4, 4, 4) and float(out["fixed_image"].sum()) == 64
+
+
+def test_checks_pass_data_through_unchanged():
+    image = torch.rand(1, 4, 4, 4)
+    label = torch.ones(1, 4, 4, 4, dtype=torch.int64)
+    data = {"image": image, "label": label, "other": "kept"}
+    for check in (
+        CheckFinited(["image", "label"]),
+        CheckSameShaped(["image", "label"]),
+        CheckNonEmptyLabeld("label"),
+        CheckSpatialDimsd(["image", "label"]),
+    ):
+        out = check(data)
+        assert out["image"] is image and out["label"] is label and out["other"] == "kept"
+
+
+def test_without_metadata_the_key_is_named():
+    with pytest.raises(ValueError, match=r"^key 'image' has 1 NaN and 0 infinite voxel\(s\) out of 8\.$"):
+        CheckFinited("image")({"image": np.array([[[np.nan, 0], [0, 0]], [[0, 0], [0, 0]]])})
+    with pytest.raises(ValueError, match=r"^key 'label' is an empty label map"):
+        CheckNonEmptyLabeld("label")({"label": torch.zeros(1, 2, 2, 2)})
+
+
+def test_same_shape_check_names_every_key_file_and_shape(tmp_path):
+    fixed = _nifti(tmp_path / "fixed.nii.gz", np.zeros((4, 4, 4), dtype=np.float32))
+    moving = _nifti(tmp_path / "moving.nii.gz", np.zeros((4, 5, 6), dtype=np.float32))
+    keys = ["fixed_image", "moving_image", "fixed_label"]
+    transform = Compose(
+        [
+            LoadImaged(keys, allow_missing_keys=True),
+            EnsureChannelFirstd(keys, allow_missing_keys=True),
+            CheckSameShaped(keys, allow_missing_keys=True),
+        ]
+    )
+    pattern = re.escape(
+        f"Spatial shapes differ: {fixed} (key 'fixed_image'): (4, 4, 4); {moving} (key 'moving_image'): (4, 5, 6)."
+    )
+    _raises_naming(transform, {"fixed_image": fixed, "moving_image": moving}, pattern)
+    assert transform({"fixed_image": fixed, "moving_image": fixed})["moving_image"].shape == (1, 4, 4, 4)
+    with pytest.raises(KeyError, match="fixed_label"):
+        CheckSameShaped(keys)({"fixed_image": torch.zeros(1, 2, 2, 2), "moving_image": torch.zeros(1, 2, 2, 2)})
+
+
+def test_same_shape_check_compares_spatial_axes_only():
+    data = {"image": torch.zeros(1, 4, 4, 4), "ddf": torch.zeros(3, 4, 4, 4), "raw": np.zeros((4, 4, 4))}
+    assert CheckSameShaped(["image", "ddf", "raw"])(data)["ddf"] is data["ddf"]
+
+
+def test_empty_label_check_names_file(tmp_path):
+    empty = _nifti(tmp_path / "empty_seg.nii.gz", np.zeros((4, 4, 4), dtype=np.int16))
+    full = np.zeros((4, 4, 4), dtype=np.int16)
+    full[1, 2, 3] = 2
+    labelled = _nifti(tmp_path / "seg.nii.gz", full)
+    keys = ["fixed_label", "moving_label"]
+    transform = _load(keys, CheckNonEmptyLabeld(keys))
+    _raises_naming(
+        transform,
+        {"fixed_label": labelled, "moving_label": empty},
+        re.escape(f"{empty} (key 'moving_label') is an empty label map: no foreground"),
+    )
+    assert int(transform({"fixed_label": labelled, "moving_label": labelled})["moving_label"].sum()) == 2
+
+
+@pytest.mark.parametrize(
+    "name, array, shape",
+    [
+        ("slice2d.nii.gz", np.zeros((4, 5), dtype=np.float32), (1, 4, 5)),
+        ("vector5d.nii.gz", np.zeros((4, 4, 4, 1, 3), dtype=np.float32), (3, 4, 4, 4, 1)),
+    ],
+)
+def test_spatial_dims_check_names_file_and_shape(tmp_path, name, array, shape):
+    path = _nifti(tmp_path / name, array)
+    pattern = re.escape(f"{path} (key 'image') has shape {shape}") + r".*3 spatial axes, \(C, X, Y, Z\)"
+    _raises_naming(_load("image", CheckSpatialDimsd("image")), {"image": path}, pattern)
+
+
+def test_spatial_dims_check_accepts_channels_and_other_dims(tmp_path):
+    series = _nifti(tmp_path / "series.nii.gz", np.zeros((4, 4, 4, 2), dtype=np.float32))  # 2 channels, 3D
+    assert _load("image", CheckSpatialDimsd("image"))({"image": series})["image"].shape == (2, 4, 4, 4)
+    assert CheckSpatialDimsd("image", spatial_dims=2)({"image": torch.zeros(1, 4, 4)})["image"].shape == (1, 4, 4)
+    with pytest.raises(ValueError, match=r"key 'image' has shape \(1, 4, 4, 4\).*2 spatial axes, \(C, X, Y\)"):
+        CheckSpatialDimsd("image", spatial_dims=2)({"image": MetaTensor(torch.zeros(1, 4, 4, 4))})
+
+
+def test_message_surfaces_through_a_monai_dataset(tmp_path):
+    array = np.ones((4, 4, 4), dtype=np.float32)
+    array[2, 2, 2] = np.inf
+    bad = _nifti(tmp_path / "case_007.nii.gz", array)
+    dataset = Dataset([{"image": bad}], transform=_load("image", CheckFinited("image")))
+    with pytest.raises(RuntimeError) as caught:
+        dataset[0]
+    assert f"{bad} (key 'image') has 0 NaN and 1 infinite voxel(s)" in str(root_cause(caught.value))
+    assert "case_007.nii.gz" in "".join(traceback.format_exception(caught.value))
+
+
+def test_repr_names_class_and_keys():
+    assert repr(CheckFinited(["fixed_image", "moving_image"])) == "CheckFinited(keys=['fixed_image', 'moving_image'])"
+    assert repr(CheckSpatialDimsd("image")) == "CheckSpatialDimsd(keys=['image'], spatial_dims=3)"
