@@ -48,7 +48,10 @@ class ResumableCheckpoint:
     fixed file, and with ``resume=True`` loads it when attached, so the trainer continues from the saved iteration.
 
     The file is rewritten atomically every ``save_interval`` iterations, at every epoch's end and at completion;
-    a killed run therefore loses at most ``save_interval`` iterations and never corrupts the checkpoint.
+    a killed run therefore loses at most ``save_interval`` iterations and never corrupts the checkpoint. A resumed
+    run keeps its own ``max_epochs`` when that is larger (to train for longer). Resumed within an epoch, it
+    continues the iteration count, but Ignite restarts the data loader at the epoch's first batch, so the rest
+    of that epoch sees a new draw of pairs (the same pairs again without shuffling).
     """
 
     def __init__(
@@ -57,7 +60,8 @@ class ResumableCheckpoint:
         """
         Args:
             save_path: the checkpoint file, e.g. ``models/checkpoint.pt``.
-            save_dict: name -> object with ``state_dict``/``load_state_dict`` (the trainer included).
+            save_dict: name -> object with ``state_dict``/``load_state_dict``; the trainer it is attached to is added
+                as ``"trainer"``.
             save_interval: also save every this many iterations (0: only at epoch ends and completion).
             resume: load ``save_path`` when attaching; it must exist.
         """
@@ -69,6 +73,8 @@ class ResumableCheckpoint:
         self.resume = resume
 
     def attach(self, engine: Engine) -> None:
+        """Add the trainer itself to the saved objects (as ``"trainer"``), resume if asked, and schedule saving."""
+        self.save_dict.setdefault("trainer", engine)
         if self.resume:
             self.load()
         if self.save_interval:
@@ -90,10 +96,13 @@ class ResumableCheckpoint:
         if missing:
             raise KeyError(f"checkpoint {self.save_path} lacks {missing}; it has {sorted(checkpoint)}.")
         for name, obj in self.save_dict.items():
+            max_epochs = getattr(getattr(obj, "state", None), "max_epochs", None)  # an Ignite engine's
             try:
                 unwrap_network(obj).load_state_dict(checkpoint[name])
             except (RuntimeError, ValueError, KeyError) as error:
                 raise RuntimeError(f"checkpoint {self.save_path}: cannot load {name!r}: {error}") from error
+            if max_epochs is not None and max_epochs > obj.state.max_epochs:
+                obj.state.max_epochs = max_epochs  # a resumed run may be asked to train for longer
         trainer_state = checkpoint.get("trainer")
         if trainer_state is not None:
             logger.info(f"resumed from {self.save_path} at iteration {trainer_state.get('iteration')}")

@@ -100,6 +100,9 @@ class StageSchedule:
         self.cascade.set_active_stages(max(trained) + 1)
         for index, subnetwork in enumerate(self.cascade.subnetworks):
             subnetwork.requires_grad_(index in trained)
+            if index not in trained:
+                for parameter in subnetwork.parameters():
+                    parameter.grad = None  # else Adam keeps moving a frozen stage by its momentum
         if phase != self.current_phase:
             logger.info(f"phase {phase}: training stages {trained}, running {max(trained) + 1}")
         self.current_phase = phase

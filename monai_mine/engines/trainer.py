@@ -16,6 +16,7 @@ from ignite.engine import Events
 from ignite.metrics import Metric
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
+from monai.engines.workflow import Workflow
 from monai.inferers import Inferer
 from monai.utils import CommonKeys
 from torch.optim import Optimizer
@@ -119,6 +120,10 @@ class RegistrationTrainer(SupervisedTrainer):
         self.scaler = torch.amp.GradScaler("cuda") if amp and self.state.device.type == "cuda" else None
         self.add_event_handler(Events.EPOCH_STARTED, self._reshuffle_pairs)
 
+    def run(self) -> None:
+        """Run training; unlike MONAI's Trainer.run, keep the gradient scaler chosen for the device (CUDA only)."""
+        Workflow.run(self)
+
     def _reshuffle_pairs(self, engine: RegistrationTrainer) -> None:
         """Draw new random pairs for an unpaired dataset (one with ``set_epoch``) at each epoch."""
         dataset = getattr(self.data_loader, "dataset", None)
@@ -162,7 +167,7 @@ class RegistrationTrainer(SupervisedTrainer):
         if not torch.isfinite(loss):
             bad = sorted(name for name, value in terms.items() if not torch.isfinite(value))
             raise FloatingPointError(
-                f"training loss is {float(loss)} at iteration {engine.state.iteration}; non-finite terms: {bad}. "
+                f"training loss is {loss.item()} at iteration {engine.state.iteration}; non-finite terms: {bad}. "
                 "Check the inputs for NaN/Inf or lower the learning rate; the last checkpoint is kept."
             )
         engine.fire_event(IterationEvents.LOSS_COMPLETED)

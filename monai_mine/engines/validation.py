@@ -55,13 +55,13 @@ class ValidationScore(Metric):
                 self._similarity.append(-float(value))
 
     def compute(self) -> float:
-        if self._unlabelled == 0 and self._dice:
+        if not self._dice and not self._unlabelled:
+            raise ValueError("ValidationScore received no validation pairs.")
+        if self._unlabelled == 0:
             return sum(self._dice) / len(self._dice)
         if self.similarity is None:
             raise ValueError(
                 f"{self._unlabelled} validation pairs have no labels: give ValidationScore a similarity loss (e.g. "
                 "monai.losses.GlobalMutualInformationLoss) or add moving_label/fixed_label to the validation list."
             )
-        if not self._similarity:
-            raise ValueError("ValidationScore received no validation pairs.")
         return sum(self._similarity) / len(self._similarity)

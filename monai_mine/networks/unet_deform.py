@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""DeformNet of MIRegNet: MONAI's U-Net predicting a DDF."""
+"""DeformNet of MIRegNet: MONAI's U-Net with a flow head that starts near the identity."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from math import prod
 
 import torch
+from monai.networks.layers import get_act_layer
 from monai.networks.nets import UNet
 from torch import nn
 
@@ -38,6 +39,7 @@ class UNetDeformNet(nn.Module):
         act: tuple | str | None = LEAKY_RELU,
         norm: tuple | str | None = "instance",
         flow_scale: float = 1.0,
+        flow_init_std: float = 1e-5,
     ) -> None:
         """
         Args:
@@ -47,19 +49,25 @@ class UNetDeformNet(nn.Module):
             num_res_units: residual units per level.
             act: activation.
             norm: normalisation (the paper uses instance normalisation).
-            flow_scale: multiplies the U-Net's output to give the DDF in voxels.
+            flow_scale: multiplies the flow head's output to give the DDF in voxels.
+            flow_init_std: standard deviation of the flow head's initial weights (bias zero): the network starts
+                near the identity transform, as VoxelMorph's flow layer does, instead of a random field.
         """
         super().__init__()
         self.unet = UNet(
             spatial_dims=3,
             in_channels=in_channels,
-            out_channels=3,
+            out_channels=channels[0],
             channels=channels,
             strides=strides,
             num_res_units=num_res_units,
             act=act,
             norm=norm,
         )
+        self.activation = get_act_layer(act) if act is not None else nn.Identity()
+        self.flow = nn.Conv3d(channels[0], 3, kernel_size=3, padding=1)
+        nn.init.normal_(self.flow.weight, std=flow_init_std)
+        nn.init.zeros_(self.flow.bias)
         self.flow_scale = flow_scale
         self.total_stride = prod(strides)
 
@@ -72,4 +80,4 @@ class UNetDeformNet(nn.Module):
             the DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
         """
         check_pair_input(image.shape, self.total_stride, type(self).__name__)
-        return self.unet(image) * self.flow_scale
+        return self.flow(self.activation(self.unet(image))) * self.flow_scale

@@ -543,3 +543,13 @@ def test_critic_trace_export_round_trip(name, tmp_path):
         exported = loaded(*other)
         assert exported.shape == (2, 1, 24, 16, 32)
         assert (exported - critic(*other)).abs().max() < 1e-4
+
+
+def test_unet_deform_starts_near_the_identity():
+    """The flow head's small initial weights give a near-zero DDF, so a new DeformNet does not scramble its input."""
+    torch.manual_seed(0)
+    net = UNetDeformNet(channels=(4, 8, 8), strides=(2, 2)).eval()
+    with torch.no_grad():
+        ddf = net(pair((2, 2, 16, 16, 16)))
+    assert ddf.abs().max() < 1e-2
+    assert ddf.abs().max() > 0  # not dead: gradients reach the head's weights
