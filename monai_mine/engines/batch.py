@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import torch
-from monai.data import MetaTensor
+from monai.utils import convert_to_tensor
 
 from monai_mine.networks.cascade import StageRecord
 
@@ -43,16 +43,12 @@ class RegistrationBatch:
     def plain(self) -> RegistrationBatch:
         """The same batch as plain tensors (no MetaTensor bookkeeping in the training step)."""
         values = {field.name: getattr(self, field.name) for field in fields(self)}
-        return RegistrationBatch(**{name: _plain(value) for name, value in values.items()})
+        return RegistrationBatch(**{name: convert_to_tensor(value, track_meta=False) for name, value in values.items()})
 
     def network_input(self, reverse: bool = False) -> torch.Tensor:
         """The network's input (B, 2, X, Y, Z): moving then fixed, or fixed then moving when ``reverse``."""
         pair = (self.fixed, self.moving) if reverse else (self.moving, self.fixed)
         return torch.cat([torch.as_tensor(image) for image in pair], dim=1)
-
-
-def _plain(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
 
 
 def _source(batchdata: Mapping, key: str) -> str:

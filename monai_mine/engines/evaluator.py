@@ -85,16 +85,17 @@ class RegistrationEvaluator(SupervisedEvaluator):
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
         plain = batch.plain()
+        image = plain.network_input()
         engine.network.eval()
         with torch.no_grad(), autocast_context(engine.state.device, engine.amp, engine.amp_dtype):
             _synchronize(engine.state.device)
             start = time.perf_counter()
-            ddf = engine.inferer(plain.network_input(), engine.network).float()
+            ddf = engine.inferer(image, engine.network).float()
             _synchronize(engine.state.device)
             runtime = (time.perf_counter() - start) / ddf.shape[0]
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         output = {
-            CommonKeys.IMAGE: plain.network_input(),
+            CommonKeys.IMAGE: image,
             CommonKeys.PRED: ddf,
             "warped": warp(plain.moving, ddf),
             "moving": batch.moving,
