@@ -6,11 +6,27 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import fire
 
-__all__ = ["demo", "version", "main"]
+__all__ = [
+    "bench_speed",
+    "benchmark",
+    "demo",
+    "jacobian",
+    "learn2reg_datalist",
+    "learn2reg_evaluate",
+    "learn2reg_export",
+    "register",
+    "version",
+    "warp",
+    "main",
+]
 
 
 def demo(out_dir: str = "monai_mine_demo", size: int = 32, steps: int = 100, seed: int = 0) -> str:
@@ -46,9 +62,294 @@ def version() -> str:
     return __version__
 
 
+def learn2reg_datalist(dataset: str, out: str = "", training: str = "auto") -> str:
+    """Read a Learn2Reg task's *_dataset.json into a monai-mine datalist (training, validation, test).
+
+    Args:
+        dataset: the task's *_dataset.json, or its folder.
+        out: write the datalist there as JSON (absolute paths); only print the summary when empty.
+        training: "paired" (training_paired_images), "unpaired" (random pairs of the training images) or "auto".
+
+    Returns:
+        a summary: task, pairs per split, labels, keypoints, and the configs/ overlay suited to the task.
+    """
+    import json
+
+    from monai_mine.data.atomic import atomic_write_text
+    from monai_mine.data.learn2reg import learn2reg_datalist as to_datalist
+    from monai_mine.data.learn2reg import read_learn2reg_task
+
+    with _user_errors("learn2reg-datalist"):
+        task = read_learn2reg_task(dataset)
+        datalist = to_datalist(task, training=training)
+        if out:
+            atomic_write_text(out, json.dumps(datalist, indent=2) + "\n")
+    splits = ", ".join(f"{split} {len(items)}" for split, items in datalist.items())
+    pairs = [item for items in datalist.values() for item in items if "fixed_image" in item]
+    with_labels = sum("fixed_label" in item for item in pairs)
+    with_keypoints = sum("fixed_landmarks" in item for item in pairs)
+    return (
+        f"{task.name} ({task.pairings or 'pairing not stated'}, modalities {task.modalities}, shape {task.shape}): "
+        f"{splits}; {with_labels} of {len(pairs)} pairs with labels, {with_keypoints} with keypoints; "
+        f"overlay configs/{task.suggested_overlay()}" + (f"; datalist written to {out}" if out else "")
+    )
+
+
+def learn2reg_export(
+    dataset: str, ddf_dir: str, out_dir: str, split: str = "validation", pattern: str = "{moving}_to_{fixed}_ddf.nii.gz"
+) -> str:
+    """Write a bundle's DDFs as Learn2Reg displacement files disp_FFFF_MMMM.nii.gz (fixed grid, voxels).
+
+    Args:
+        dataset: the task's *_dataset.json, or its folder.
+        ddf_dir: the folder of DDFs, e.g. bundles/vtn_addd/eval/inference after the bundle's inference.
+        out_dir: the submission folder.
+        split: "validation" (registration_val), "test" (registration_test) or "training".
+        pattern: a pair's DDF file name; {fixed}/{moving} are the image names without .nii.gz.
+
+    Returns:
+        how many files were written, and where.
+    """
+    from monai_mine.learn2reg import export_learn2reg
+
+    with _user_errors("learn2reg-export"):
+        written = export_learn2reg(dataset, ddf_dir, out_dir, split=split, pattern=pattern)
+    return f"{len(written)} Learn2Reg displacement file(s) written to {Path(out_dir).resolve()}"
+
+
+def learn2reg_evaluate(
+    dataset: str, displacement_dir: str, split: str = "validation", out: str = "", masked: bool = False
+) -> str:
+    """Score Learn2Reg displacement files as the challenge does: DSC, HD95 (voxels), TRE (mm), LogJacDetStd.
+
+    Args:
+        dataset: the task's *_dataset.json, or its folder.
+        displacement_dir: the folder of disp_*.nii.gz files.
+        split: "validation" (registration_val), "test" (registration_test) or "training".
+        out: write per-pair and aggregate results there as JSON (and a .csv table beside it).
+        masked: restrict LogJacDetStd to the fixed images' masks (Learn2Reg does for NLST).
+
+    Returns:
+        one line per metric: mean, std and 30th percentile over the pairs.
+    """
+    from monai_mine.learn2reg import LEARN2REG_METRICS, evaluate_learn2reg
+
+    with _user_errors("learn2reg-evaluate"):
+        results = evaluate_learn2reg(dataset, displacement_dir, split=split, out=out or None, masked=masked)
+    lines = [f"{results['name']} {split}: {results['num_pairs']} pair(s)"]
+    for metric, values in results["aggregates"].items():
+        if metric in LEARN2REG_METRICS:
+            lines.append(f"{metric}: mean {values['mean']:.4f}, std {values['std']:.4f}, 30% {values['30']:.4f}")
+    return "\n".join(lines + ([f"results written to {out}"] if out else []))
+
+
+@contextmanager
+def _user_errors(command: str) -> Iterator[None]:
+    """Turn bad input (missing or unreadable files, wrong shapes, unfit checkpoints) into a one-line error and exit
+    status 1 instead of a traceback; the message names the file."""
+    try:
+        yield
+    except (OSError, ValueError, FloatingPointError) as error:
+        raise SystemExit(f"monai-mine {command}: error: {error}") from error
+
+
+def _paths(value: str | Sequence[str] | None) -> list[str]:
+    """File names from a flag given once, repeated (merged by ``main``), or as a list: ``[a.nii.gz,b.nii.gz]``."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return [os.fspath(str(item)) for item in value]
+    text = str(value)
+    if os.path.exists(text) or "," not in text:
+        return [text]
+    return [item.strip() for item in text.strip("[]").split(",") if item.strip()]
+
+
+def _merge_repeated(argv: list[str], flag: str) -> list[str]:
+    """``--flag a --flag b`` as ``--flag a,b`` (fire keeps only the last of repeated flags)."""
+    values, rest, index = [], [], 0
+    while index < len(argv):
+        item = argv[index]
+        if item == flag and index + 1 < len(argv):
+            values.append(argv[index + 1])
+            index += 2
+            continue
+        if item.startswith(flag + "="):
+            values.append(item[len(flag) + 1 :])
+        else:
+            rest.append(item)
+        index += 1
+    return rest + [flag, ",".join(values)] if len(values) > 1 else argv
+
+
+def register(
+    fixed: str,
+    moving: str,
+    bundle: str,
+    out: str,
+    checkpoint: str | None = None,
+    moving_label: str | Sequence[str] | None = None,
+    instance_optimization: int = 0,
+    device: str = "cpu",
+) -> str:
+    """Register a moving image to a fixed one (NIfTI files of any size, orientation and spacing) with a bundle.
+
+    Writes into ``out``, on the fixed image's grid with its affine: ``warped.nii.gz``; ``ddf.nii.gz``, an
+    (X, Y, Z, 1, 3) vector NIfTI in fixed voxels (``warped(x) = moving(x + ddf(x))`` with the moving image resampled
+    onto the fixed grid); ``warped_<label>.nii.gz`` per moving label map; ``jacobian.nii.gz``; ``qc.png``.
+
+    Args:
+        fixed: the fixed image.
+        moving: the moving image.
+        bundle: the bundle folder, e.g. bundles/vtn_addd.
+        out: the output folder.
+        checkpoint: weights instead of the bundle's models/model.pt (a state dict or a training checkpoint).
+        moving_label: a label map of the moving image; repeat the flag (or pass "[a.nii.gz,b.nii.gz]") for more.
+        instance_optimization: refine the DDF with this many steps of the bundle's training loss on the pair.
+        device: "cpu" or "cuda".
+
+    Returns:
+        timings, Jacobian statistics and the output folder.
+    """
+    from monai_mine.registration import register_files
+
+    with _user_errors("register"):
+        report = register_files(
+            str(fixed),
+            str(moving),
+            str(bundle),
+            str(out),
+            None if checkpoint is None else str(checkpoint),
+            _paths(moving_label),
+            int(instance_optimization),
+            device,
+        )
+    return report.summary()
+
+
+def warp(image: str, ddf: str, out: str, label: bool = False, device: str = "cpu") -> str:
+    """Apply a saved DDF (as `register` writes it) to another image or label map; the result is on the DDF's grid.
+
+    An input on another grid (e.g. the original moving image's) is sampled through world coordinates.
+
+    Args:
+        image: the image or label map.
+        ddf: the DDF file.
+        out: the output file.
+        label: the input is a label map (nearest-neighbour sampling, integer output).
+        device: "cpu" or "cuda".
+    """
+    from monai_mine.registration import warp_file
+
+    with _user_errors("warp"):
+        return warp_file(str(image), str(ddf), str(out), label=bool(label), device=device).summary()
+
+
+def jacobian(ddf: str, out: str, device: str = "cpu") -> str:
+    """Write the Jacobian determinant map of a saved DDF and print folding %, SDlogJ and min/max determinant.
+
+    Args:
+        ddf: the DDF file.
+        out: the determinant map to write (on the DDF's grid).
+        device: "cpu" or "cuda".
+    """
+    from monai_mine.registration import jacobian_file
+
+    with _user_errors("jacobian"):
+        return jacobian_file(str(ddf), str(out), device=device).summary()
+
+
+def bench_speed(argv: Sequence[str] = ()) -> None:
+    """Speed and memory of the bundle networks against ANTs and Elastix; options: monai-mine bench-speed --help.
+
+    Args:
+        argv: the benchmark's command-line options (see ``monai_mine.benchmark.speed``).
+    """
+    from monai_mine.benchmark.speed import main as run_benchmark
+
+    run_benchmark(list(argv))
+
+
+def benchmark(
+    out_dir: str = "benchmark_results",
+    size: int = 128,
+    pairs: int = 4,
+    tracks: str | Sequence[str] = "mono,multimodal",
+    methods: str | Sequence[str] = "identity,ants_syn,elastix,vtn_addd,vtn_addd_inv,miregnet,midiceregnet",
+    checkpoints: str | dict | None = None,
+    train_minutes: float = 2.0,
+    seed: int = 0,
+    work_dir: str | None = None,
+    training_pairs: int = 32,
+    image_size: int = 64,
+) -> str:
+    """Real-image benchmark on ICBM152 template pairs: identity, ANTs, Elastix and the bundles side by side.
+
+    Needs the benchmark extra (pip install "monai-mine[benchmark]"). Writes results.md, results.json,
+    boxplots_<track>.png and pair_<track>.png to out_dir; training data, checkpoints and per-pair files to work_dir.
+
+    Args:
+        out_dir: folder for the results.
+        size: template grid edge (128: 1.5 mm voxels).
+        pairs: test pairs per track.
+        tracks: "mono" (T1 -> T1), "multimodal" (T2-like -> T1), or both, comma-separated.
+        methods: comma-separated among identity, ants_syn, ants_vtn_paper (about 15 min per pair), elastix,
+            vtn_addd, vtn_addd_inv, miregnet, midiceregnet.
+        checkpoints: bundle=PATH or bundle/track=PATH entries, comma-separated; other bundles are trained here.
+        train_minutes: training budget per bundle and track, wall-clock minutes.
+        seed: benchmark seed (test, training and validation pairs get disjoint seeds from it).
+        work_dir: folder for bulky intermediate files; default <out_dir>/work.
+        training_pairs: training pairs per track for the bundles trained here.
+        image_size: the bundles' working grid edge in training and registration.
+
+    Returns:
+        the Markdown tables and where the results are.
+    """
+    import logging
+
+    from monai_mine.benchmark.report import markdown_table
+    from monai_mine.benchmark.runner import run_benchmark
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    with _user_errors("benchmark"):
+        content = run_benchmark(
+            out_dir,
+            size=size,
+            pairs=pairs,
+            tracks=tracks,
+            methods=methods,
+            checkpoints=checkpoints,
+            train_minutes=train_minutes,
+            seed=seed,
+            work_dir=work_dir,
+            training_pairs=training_pairs,
+            image_size=image_size,
+        )
+    tables = [f"track {track}\n{markdown_table(content['summary'], track)}" for track in content["summary"]]
+    return "\n".join(tables) + f"\nresults in {Path(out_dir).resolve()}"
+
+
 def main() -> None:
     """Entry point of the ``monai-mine`` console script."""
-    fire.Fire({"demo": demo, "version": version}, name="monai-mine")
+    if sys.argv[1:2] == ["bench-speed"]:  # argparse options, passed through untouched
+        bench_speed(sys.argv[2:])
+        return
+    sys.argv[1:] = _merge_repeated(sys.argv[1:], "--moving_label")
+    fire.Fire(
+        {
+            "bench-speed": bench_speed,
+            "benchmark": benchmark,
+            "demo": demo,
+            "version": version,
+            "learn2reg-datalist": learn2reg_datalist,
+            "learn2reg-export": learn2reg_export,
+            "learn2reg-evaluate": learn2reg_evaluate,
+            "register": register,
+            "warp": warp,
+            "jacobian": jacobian,
+        },
+        name="monai-mine",
+    )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ Conventions (``DESIGN.md`` section 2):
 
 - images are ``(B, C, X, Y, Z)``; a DDF is ``(B, 3, X, Y, Z)`` in **voxel units**, channel ``i`` displacing
   spatial axis ``i``;
-- ``warp(image, ddf)(x) = image(x + ddf(x))``, sampled with MONAI's ``Warp`` and border padding;
+- ``warp(image, ddf)(x) = image(x + ddf(x))``, sampled as MONAI's ``Warp`` samples (``grid_sample`` with
+  ``align_corners=True``) with border padding;
 - ``compose_ddf(g1, g2) = g2 + warp(g1, g2)`` so that ``warp(warp(I, g1), g2) == warp(I, compose_ddf(g1, g2))``;
-- an affine stage ``(W, b)`` has the DDF ``f(x) = W (x - c) + b`` with the grid centre ``c = (N - 1) / 2``.
+- an affine stage ``(W, b)`` has the DDF ``f(x) = W (x - c) + b`` with the grid centre ``c = (N - 1) / 2``;
+- geometry is computed in float32 (float64 when an input is float64), also under ``torch.autocast``: a bfloat16
+  coordinate of 100 voxels is only exact to 0.5 voxel, so low-precision DDFs are promoted, never the reverse.
 
 Reference:
     Zhao et al., "Unsupervised 3D End-to-End Medical Image Registration with Volume Tweening Network",
@@ -19,14 +22,15 @@ Reference:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import torch
-from monai.networks.blocks import Warp
+import torch.nn.functional as F
 
 __all__ = [
     "warp",
+    "sampling_grid",
     "identity_grid",
     "affine_to_ddf",
     "compose_ddf",
@@ -35,6 +39,8 @@ __all__ = [
     "jacobian_determinant",
     "determinant_3x3",
     "check_ddf",
+    "geometry_dtype",
+    "full_precision",
 ]
 
 
@@ -57,6 +63,20 @@ def _check_image_and_ddf(image: torch.Tensor, ddf: torch.Tensor) -> None:
         )
 
 
+def geometry_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float32, or float64 when one of ``tensors`` is float64: the dtype flows are computed in."""
+    dtype = torch.float32
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
+
+
+def full_precision(device: torch.device) -> AbstractContextManager:
+    """Autocast switched off on ``device``'s type: geometry keeps its dtype inside mixed-precision regions."""
+    return torch.autocast(device.type, enabled=False)
+
+
 def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border") -> torch.Tensor:
     """Resample ``image`` at ``x + ddf(x)``.
 
@@ -67,16 +87,40 @@ def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear", padding
         padding_mode: ``"border"`` samples outside the volume at the nearest point of the enclosing cuboid.
 
     Returns:
-        Tensor in shape (B, C, X, Y, Z).
+        Tensor in shape (B, C, X, Y, Z): floating images in :func:`geometry_dtype` (float32 for bfloat16 and
+        float16 inputs), integer label maps in their own dtype.
     """
     _check_image_and_ddf(image, ddf)
-    with warnings.catch_warnings():  # MONAI warns on every construction that it uses torch's grid_sample
-        warnings.simplefilter("ignore", UserWarning)
-        # A fresh Warp per call: Warp caches its reference grid without checking device or dtype.
-        warper = Warp(mode=mode, padding_mode=padding_mode)
-    if image.is_floating_point():
-        return warper(image, ddf.to(image.dtype))
-    return warper(image.to(ddf.dtype), ddf).round().to(image.dtype)  # integer label maps
+    dtype = geometry_dtype(image, ddf)
+    with full_precision(ddf.device):
+        warped = F.grid_sample(image.to(dtype), sampling_grid(ddf.to(dtype)), mode, padding_mode, align_corners=True)
+    return warped if image.is_floating_point() else warped.round().to(image.dtype)  # integer label maps
+
+
+def sampling_grid(ddf: torch.Tensor) -> torch.Tensor:
+    """The ``grid_sample`` grid (``align_corners=True``) that samples at ``x + ddf(x)``.
+
+    The same grid as MONAI's ``Warp`` builds, with the same arithmetic (``(x + ddf) * 2 / (N - 1) - 1``, so the
+    same values bit for bit) in fewer passes over memory: no reference grid is materialised (each axis' voxel
+    index broadcasts along the other axes) and the three components are stacked once, straight into the
+    channel-last, reversed-axis layout that ``grid_sample`` reads.
+
+    Args:
+        ddf: Tensor in shape (B, 3, X, Y, Z), displacement in voxels.
+
+    Returns:
+        Tensor in shape (B, X, Y, Z, 3): normalised (z, y, x) sampling coordinates in [-1, 1] inside the volume.
+    """
+    check_ddf(ddf)
+    components = []
+    for axis in (2, 1, 0):  # grid_sample reads the last spatial axis first
+        size = ddf.shape[2 + axis]
+        view = [1, 1, 1]
+        view[axis] = size
+        index = torch.arange(size, device=ddf.device, dtype=ddf.dtype).view(view)
+        # a single voxel maps to -1, as in MONAI's Warp
+        components.append((ddf[:, axis] + index).mul_(2).div_(max(size - 1, 1)).sub_(1))
+    return torch.stack(components, dim=-1)
 
 
 def identity_grid(spatial_shape: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
@@ -106,9 +150,17 @@ def affine_to_ddf(matrix: torch.Tensor, translation: torch.Tensor, spatial_shape
         raise ValueError(f"translation b must have shape ({matrix.shape[0]}, 3), got {tuple(translation.shape)}.")
     if len(spatial_shape) != 3:
         raise ValueError(f"spatial_shape must have 3 entries (X, Y, Z), got {tuple(spatial_shape)}.")
-    grid = identity_grid(spatial_shape, device=matrix.device, dtype=matrix.dtype)
-    ddf = torch.einsum("bij,jxyz->bixyz", matrix, grid)
-    return ddf + translation[:, :, None, None, None]
+    dtype = geometry_dtype(matrix, translation)
+    matrix = matrix.to(dtype)
+    ddf = translation.to(dtype)[:, :, None, None, None]
+    # f_i(x) = b_i + sum_j W_ij (x_j - c_j): each x_j varies along axis j only, so no coordinate grid is built and
+    # only the last sum is full size; elementwise, hence in ``dtype`` under autocast too.
+    for axis, size in enumerate(spatial_shape):
+        view = [1, 1, 1, 1, 1]
+        view[2 + axis] = size
+        coordinate = (torch.arange(size, device=matrix.device, dtype=dtype) - (size - 1) / 2).view(view)
+        ddf = ddf + matrix[:, :, axis, None, None, None] * coordinate
+    return ddf
 
 
 def compose_ddf(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -129,7 +181,7 @@ def compose_ddf(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     check_ddf(second, "second")
     if first.shape != second.shape:
         raise ValueError(f"first {tuple(first.shape)} and second {tuple(second.shape)} DDFs must have the same shape.")
-    return second + warp(first, second)
+    return second.to(geometry_dtype(first, second)) + warp(first, second)
 
 
 def compose_affine_ddf(matrix: torch.Tensor, translation: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
@@ -147,8 +199,13 @@ def compose_affine_ddf(matrix: torch.Tensor, translation: torch.Tensor, ddf: tor
         Tensor in shape (B, 3, X, Y, Z).
     """
     check_ddf(ddf)
-    affine_ddf = affine_to_ddf(matrix, translation, ddf.shape[2:])
-    return ddf + torch.einsum("bij,bjxyz->bixyz", matrix, ddf) + affine_ddf
+    dtype = geometry_dtype(matrix, ddf)
+    composed = affine_to_ddf(matrix, translation, ddf.shape[2:])
+    affine_matrix = (matrix + torch.eye(3, dtype=matrix.dtype, device=matrix.device)).to(dtype)
+    ddf = ddf.to(dtype)
+    for j in range(3):  # (I + W) g + f, one fused multiply-add per column, elementwise (unaffected by autocast)
+        composed = torch.addcmul(composed, affine_matrix[:, :, j, None, None, None], ddf[:, j : j + 1])
+    return composed
 
 
 def compose_affine_params(
@@ -161,10 +218,12 @@ def compose_affine_params(
     Returns:
         ``(W, b)`` in shapes (B, 3, 3) and (B, 3).
     """
-    (w1, b1), (w2, b2) = first, second
-    eye = torch.eye(3, dtype=w1.dtype, device=w1.device)
+    dtype = geometry_dtype(*first, *second)
+    (w1, b1), (w2, b2) = ((w.to(dtype), b.to(dtype)) for w, b in (first, second))
+    eye = torch.eye(3, dtype=dtype, device=w1.device)
     a1 = eye + w1
-    return a1 @ (eye + w2) - eye, (a1 @ b2.unsqueeze(-1)).squeeze(-1) + b1
+    with full_precision(w1.device):
+        return a1 @ (eye + w2) - eye, (a1 @ b2.unsqueeze(-1)).squeeze(-1) + b1
 
 
 def jacobian_determinant(ddf: torch.Tensor) -> torch.Tensor:

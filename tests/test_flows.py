@@ -360,3 +360,56 @@ def test_warp_rejects_4d_inputs():
 def test_warp_rejects_non_tensor_ddf():
     with pytest.raises(TypeError, match="ddf must be a torch.Tensor"):
         warp(torch.zeros(1, 1, 8, 8, 8), np.zeros((1, 3, 8, 8, 8)))
+
+
+# ------------------------------------------------------------------------------------- speed and precision
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 16, 16, 16), (2, 3, 24, 16, 32), (1, 1, 1, 8, 8)])
+def test_warp_equals_monai_warp_bit_for_bit(shape):
+    """The single-pass sampling grid does MONAI's Warp arithmetic: the same values, not just close ones."""
+    import warnings
+
+    from monai.networks.blocks import Warp
+
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(shape, generator=generator)
+    ddf = torch.randn(shape[0], 3, *shape[2:], generator=generator) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = Warp(mode="bilinear", padding_mode="border")(image, ddf)
+    assert torch.equal(warp(image, ddf), reference)
+
+
+def test_flows_stay_float32_under_autocast():
+    """Geometry ignores autocast: bfloat16 coordinates of 60 voxels would be off by up to 0.25 voxel."""
+    generator = torch.Generator().manual_seed(1)
+    matrix, translation = torch.randn(2, 3, 3, generator=generator) * 0.1, torch.randn(2, 3, generator=generator)
+    ddf = torch.randn(2, 3, 64, 64, 64, generator=generator) * 2
+    image = torch.rand(2, 1, 64, 64, 64, generator=generator)
+    reference = (
+        affine_to_ddf(matrix, translation, (64, 64, 64)),
+        compose_affine_ddf(matrix, translation, ddf),
+        compose_ddf(ddf, ddf.flip(2)),
+        warp(image, ddf),
+        *compose_affine_params((matrix, translation), (matrix.flip(1), translation.flip(1))),
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = (
+            affine_to_ddf(matrix, translation, (64, 64, 64)),
+            compose_affine_ddf(matrix, translation, ddf),
+            compose_ddf(ddf.bfloat16(), ddf.flip(2)),  # a bfloat16 DDF is promoted, the result is float32
+            warp(image, ddf),
+            *compose_affine_params((matrix, translation), (matrix.flip(1), translation.flip(1))),
+        )
+    assert all(value.dtype == torch.float32 for value in mixed)
+    for expected, value in zip(reference[:2] + reference[3:], mixed[:2] + mixed[3:]):
+        assert torch.equal(value, expected)
+    assert (mixed[2] - reference[2]).abs().max() < 0.1  # only the bfloat16 rounding of the input DDF
+
+
+def test_affine_to_ddf_matches_einsum_on_identity_grid():
+    generator = torch.Generator().manual_seed(2)
+    matrix, translation = torch.randn(2, 3, 3, generator=generator), torch.randn(2, 3, generator=generator)
+    expected = torch.einsum("bij,jxyz->bixyz", matrix, identity_grid((5, 6, 7))) + translation[:, :, None, None, None]
+    torch.testing.assert_close(affine_to_ddf(matrix, translation, (5, 6, 7)), expected)

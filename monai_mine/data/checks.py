@@ -29,7 +29,15 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["CheckFinited", "CheckNonEmptyLabeld", "CheckSameShaped", "CheckSpatialDimsd", "root_cause"]
+__all__ = [
+    "CheckFinited",
+    "CheckLabelGridd",
+    "CheckNonConstantd",
+    "CheckNonEmptyLabeld",
+    "CheckSameShaped",
+    "CheckSpatialDimsd",
+    "root_cause",
+]
 
 
 def _name(value: Any, key: Hashable) -> str:
@@ -41,6 +49,11 @@ def _name(value: Any, key: Hashable) -> str:
 
 def _as_tensor(value: Any) -> torch.Tensor:
     return value.as_tensor() if hasattr(value, "as_tensor") else torch.as_tensor(np.asarray(value))
+
+
+def _grid_text(shape: tuple[int, ...], affine: torch.Tensor | None) -> str:
+    matrix = "unknown" if affine is None else np.round(affine.numpy(), 4).tolist()
+    return f"shape {shape}, affine {matrix}"
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -82,6 +95,86 @@ class CheckFinited(_Check):
             if nan or inf:
                 raise ValueError(
                     f"{_name(d[key], key)} has {nan} NaN and {inf} infinite voxel(s) out of {array.numel()}."
+                )
+        return d
+
+
+class CheckNonConstantd(_Check):
+    """Raise if an image has the same value in every voxel: there is nothing to register (a blank or failed scan).
+
+    Args:
+        keys: keys of the images to check (not label maps, which may well be all one label).
+        allow_missing_keys: skip keys absent from the data instead of raising.
+
+    Raises:
+        ValueError: naming the file and its single value.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            array = _as_tensor(d[key])
+            if array.numel() and bool(torch.all(array == array.reshape(-1)[0])):
+                raise ValueError(
+                    f"{_name(d[key], key)} is constant (every voxel is {array.reshape(-1)[0].item()}): "
+                    "nothing to register; expected an image with some contrast."
+                )
+        return d
+
+
+class CheckLabelGridd(_Check):
+    """Raise unless each label map lies on its image's voxel grid: same spatial shape and the same affine.
+
+    A label map with another voxel size, origin or orientation than its image would be resampled and warped
+    out of register without any error. Keys are paired in order: ``keys[i]`` is the label map of ``image_keys[i]``.
+    Place it after ``LoadImaged`` and ``EnsureChannelFirstd`` (it reads the MetaTensors' ``affine``).
+
+    Args:
+        keys: keys of the label maps, e.g. ``["moving_label", "fixed_label"]``.
+        image_keys: keys of their images, in the same order, e.g. ``["moving_image", "fixed_image"]``.
+        tolerance: largest difference allowed between affine entries, in mm.
+        allow_missing_keys: skip label maps absent from the data (optional labels).
+
+    Raises:
+        ValueError: naming both files, their shapes and voxel-to-world affines.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        image_keys: KeysCollection,
+        tolerance: float = 1e-3,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.image_keys = tuple(image_keys) if not isinstance(image_keys, str) else (image_keys,)
+        if len(self.image_keys) != len(self.keys):
+            raise ValueError(
+                f"image_keys {list(self.image_keys)} must pair one image with each label key {list(self.keys)}."
+            )
+        self.tolerance = tolerance
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        images = dict(zip(self.keys, self.image_keys))
+        for key in self.key_iterator(d):
+            label, image = d[key], d[images[key]]
+            grids = []
+            for value in (label, image):
+                affine = getattr(value, "affine", None)
+                grids.append((tuple(np.shape(value)[1:]), None if affine is None else _as_tensor(affine).double()))
+            (label_shape, label_affine), (image_shape, image_affine) = grids
+            same = label_shape == image_shape
+            if same and label_affine is not None and image_affine is not None:
+                same = bool(torch.allclose(label_affine, image_affine, rtol=0.0, atol=self.tolerance))
+            if not same:
+                raise ValueError(
+                    f"label map {_name(label, key)} is not on the grid of its image {_name(image, images[key])}: "
+                    f"{_grid_text(label_shape, label_affine)} vs {_grid_text(image_shape, image_affine)}; expected "
+                    "the same shape and voxel-to-world affine (resample the label map onto its image's grid)."
                 )
         return d
 
@@ -134,23 +227,28 @@ class CheckNonEmptyLabeld(_Check):
 
 
 class CheckSpatialDimsd(_Check):
-    """Raise unless data is channel-first with ``spatial_dims`` spatial axes, (C, X, Y, Z) for 3D.
+    """Raise unless data is channel-first with ``spatial_dims`` spatial axes, (C, X, Y, Z) for 3D, each at least
+    ``min_size`` voxels long.
 
-    Use after ``EnsureChannelFirstd``: a 2D slice then arrives as (C, X, Y), a 4D series or an ITK-style vector
-    image as (C, X, Y, Z, T).
+    Use after ``EnsureChannelFirstd``: a 2D slice then arrives as (C, X, Y), a single slice stored as a 3D volume as
+    (C, X, Y, 1), a 4D series or an ITK-style vector image as (C, X, Y, Z, T).
 
     Args:
         keys: keys of the images to check.
         spatial_dims: number of spatial axes expected.
+        min_size: fewest voxels along each spatial axis (2: a one-voxel-thick volume is a slice, not a volume).
         allow_missing_keys: skip keys absent from the data instead of raising.
 
     Raises:
         ValueError: naming the file and its shape.
     """
 
-    def __init__(self, keys: KeysCollection, spatial_dims: int = 3, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, spatial_dims: int = 3, min_size: int = 2, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.spatial_dims = spatial_dims
+        self.min_size = min_size
         axes = "XYZ"[:spatial_dims] if spatial_dims <= 3 else [f"S{i}" for i in range(spatial_dims)]
         self._layout = f"({', '.join(['C', *axes])})"
 
@@ -162,5 +260,10 @@ class CheckSpatialDimsd(_Check):
                 raise ValueError(
                     f"{_name(d[key], key)} has shape {shape} ({len(shape) - 1} spatial axes after the channel); "
                     f"expected channel-first data with {self.spatial_dims} spatial axes, {self._layout}."
+                )
+            if min(shape[1:]) < self.min_size:
+                raise ValueError(
+                    f"{_name(d[key], key)} has shape {shape}: each spatial axis needs at least {self.min_size} "
+                    "voxels (is it a single slice stored as a volume?)."
                 )
         return d

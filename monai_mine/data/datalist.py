@@ -71,6 +71,8 @@ def _read(datalist: DatalistLike, base_dir: str | os.PathLike | None) -> tuple[M
         raise ValueError(
             f"Datalist file {path} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
         ) from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Datalist file {path} is not valid JSON: not UTF-8 text (a binary file?).") from error
     if not isinstance(data, Mapping):
         raise ValueError(
             f"Datalist file {path} must hold a JSON object of splits such as "

@@ -42,7 +42,6 @@ def save_nifti(data: torch.Tensor | np.ndarray, path: str | os.PathLike, affine:
     if array.dtype == np.int64:  # NIfTI readers expect at most 32-bit integers (label maps)
         array = array.astype(np.int32)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = nib.Nifti1Image(array, np.eye(4) if affine is None else affine)
     with atomic_output(path) as temporary:
         nib.save(image, temporary)

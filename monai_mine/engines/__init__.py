@@ -7,7 +7,15 @@
 from __future__ import annotations
 
 from monai_mine.engines.batch import RegistrationBatch, prepare_registration_batch
-from monai_mine.engines.checkpoint import BestModelSaver, ResumableCheckpoint, atomic_torch_save, unwrap_network
+from monai_mine.engines.checkpoint import (
+    BestModelSaver,
+    ResumableCheckpoint,
+    WeightsLoader,
+    atomic_torch_save,
+    describe_state_mismatch,
+    load_checkpoint_file,
+    unwrap_network,
+)
 from monai_mine.engines.evaluator import RegistrationEvaluator
 from monai_mine.engines.stage_schedule import StageSchedule
 from monai_mine.engines.trainer import RegistrationTrainer, autocast_context, loss_and_terms
@@ -24,8 +32,11 @@ __all__ = [
     "ResumableCheckpoint",
     "StageSchedule",
     "ValidationScore",
+    "WeightsLoader",
     "atomic_torch_save",
     "autocast_context",
+    "describe_state_mismatch",
+    "load_checkpoint_file",
     "loss_and_terms",
     "pair_name",
     "prepare_registration_batch",

@@ -15,10 +15,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader
 
 from monai_mine.data.atomic import atomic_output
 
-__all__ = ["BestModelSaver", "ResumableCheckpoint", "atomic_torch_save", "unwrap_network"]
+__all__ = [
+    "BestModelSaver",
+    "ResumableCheckpoint",
+    "WeightsLoader",
+    "atomic_torch_save",
+    "describe_state_mismatch",
+    "load_checkpoint_file",
+    "unwrap_network",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +46,41 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     with atomic_output(path) as temporary:
         torch.save(obj, temporary)
     return Path(path)
+
+
+def load_checkpoint_file(path: str | os.PathLike, weights_only: bool = False) -> Any:
+    """``torch.load`` onto the CPU, with an error naming the file when it is not a complete PyTorch file.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        RuntimeError: naming the file when it cannot be read (truncated by a full disk or a killed copy, corrupt,
+            or not written by ``torch.save``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as error:
+        raise RuntimeError(
+            f"cannot read checkpoint {path}: not a complete PyTorch file (truncated or corrupt?): "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from error
+
+
+def describe_state_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """How a ``state_dict`` read from a file differs from a module's: counts and one example of each difference."""
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    reshaped = [
+        f"{key!r}: file {tuple(found[key].shape)}, network {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in found and hasattr(found[key], "shape") and tuple(found[key].shape) != tuple(value.shape)
+    ]
+    parts = [f"{len(missing)} missing (e.g. {missing[0]!r})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})"] if unexpected else []
+    parts += [f"{len(reshaped)} of another shape (e.g. {reshaped[0]})"] if reshaped else []
+    return ", ".join(parts) or "same keys and shapes"
 
 
 def _state_dict(obj: Any) -> Any:
@@ -87,11 +131,12 @@ class ResumableCheckpoint:
 
         Raises:
             FileNotFoundError: when there is no checkpoint to resume from.
+            RuntimeError: naming the file when it cannot be read, or when an object does not fit its entry.
             KeyError: when the checkpoint lacks an object (e.g. it was written by another bundle).
         """
         if not self.save_path.is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {self.save_path} (train once without resume).")
-        checkpoint = torch.load(self.save_path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint_file(self.save_path)
         missing = sorted(set(self.save_dict) - set(checkpoint))
         if missing:
             raise KeyError(f"checkpoint {self.save_path} lacks {missing}; it has {sorted(checkpoint)}.")
@@ -100,7 +145,11 @@ class ResumableCheckpoint:
             try:
                 unwrap_network(obj).load_state_dict(checkpoint[name])
             except (RuntimeError, ValueError, KeyError) as error:
-                raise RuntimeError(f"checkpoint {self.save_path}: cannot load {name!r}: {error}") from error
+                detail = str(error)
+                if isinstance(obj, torch.nn.Module) and isinstance(checkpoint[name], Mapping):
+                    difference = describe_state_mismatch(unwrap_network(obj).state_dict(), checkpoint[name])
+                    detail = f"it does not fit this bundle's network ({difference}); another bundle or other settings?"
+                raise RuntimeError(f"checkpoint {self.save_path}: cannot load {name!r}: {detail}") from error
             if max_epochs is not None and max_epochs > obj.state.max_epochs:
                 obj.state.max_epochs = max_epochs  # a resumed run may be asked to train for longer
         trainer_state = checkpoint.get("trainer")
@@ -159,3 +208,43 @@ class BestModelSaver:
 
     def load_state_dict(self, state: Mapping[str, float]) -> None:
         self.best_value = float(state["best_value"])
+
+
+class WeightsLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` (same arguments) for a bundle's ``models/model.pt``, with errors that name the
+    file and say what does not fit: no file, not a complete PyTorch file, a training checkpoint instead of network
+    weights, or the weights of another network (another bundle, other ``network_channels``, ...).
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        path = Path(self.load_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no network weights at {path}: train the bundle first (training writes models/model.pt), or set "
+                "ckpt_dir to the folder of a model.pt trained with this bundle."
+            )
+        try:
+            super().__call__(engine)
+        except Exception as error:
+            raise RuntimeError(self._diagnose(path, error)) from error
+
+    def _diagnose(self, path: Path, error: Exception) -> str:
+        """What is wrong with ``path`` (read again: this is the failure path only)."""
+        checkpoint = load_checkpoint_file(path, weights_only=True)
+        head = f"cannot load {path} into {sorted(self.load_dict)}"
+        if len(self.load_dict) != 1 or not isinstance(checkpoint, Mapping):
+            return f"{head}: {error}"
+        name, target = next(iter(self.load_dict.items()))
+        if name not in checkpoint and any(isinstance(value, Mapping) for value in checkpoint.values()):
+            return (
+                f"{head}: it holds the entries {sorted(checkpoint)} of a training checkpoint, not network weights; "
+                "load the weights-only models/model.pt, or the checkpoint's 'network' entry."
+            )
+        state = checkpoint.get(name, checkpoint)
+        if isinstance(target, torch.nn.Module) and isinstance(state, Mapping):
+            return (
+                f"{head}: its weights do not fit this bundle's network "
+                f"({describe_state_mismatch(unwrap_network(target).state_dict(), state)}); were they trained with "
+                "another bundle or other network settings (e.g. network_channels)?"
+            )
+        return f"{head}: {error}"

@@ -197,8 +197,11 @@ class MINELoss(_Loss):
             ValueError: on mismatched shapes, a mask of the wrong shape or an empty mask.
         """
         check_same_shape(pred, target)
-        joint_scores = self.critic(pred, target)
-        marginal_scores = self.critic(pred, shuffle_voxels(target, mask))
+        marginal_target = shuffle_voxels(target, mask)
+        if hasattr(self.critic, "joint_and_marginal"):  # one moving-branch pass for both (MINECritic)
+            joint_scores, marginal_scores = self.critic.joint_and_marginal(pred, target, marginal_target)
+        else:
+            joint_scores, marginal_scores = self.critic(pred, target), self.critic(pred, marginal_target)
         check_same_shape(joint_scores, marginal_scores, "joint_scores", "marginal_scores")
         bound = _masked_mean(joint_scores, mask) - self._marginal_term(marginal_scores, mask)
         self.last_bound = bound.detach().mean()

@@ -12,8 +12,8 @@ from math import prod
 import torch
 from torch import nn
 
-from monai_mine.flows import affine_to_ddf
-from monai_mine.networks.blocks import LEAKY_RELU, check_pair_input, conv_block
+from monai_mine.flows import affine_to_ddf, full_precision
+from monai_mine.networks.blocks import LEAKY_RELU, check_instance_norm_input, check_pair_input, checkpointed, conv_block
 
 __all__ = ["AffineNet"]
 
@@ -37,6 +37,7 @@ class AffineNet(nn.Module):
         act: tuple | str | None = LEAKY_RELU,
         norm: tuple | str | None = None,
         init_std: float = 1e-3,
+        checkpointing: bool = False,
     ) -> None:
         """
         Args:
@@ -47,6 +48,8 @@ class AffineNet(nn.Module):
             norm: optional normalisation (MIRegNet uses "instance").
             init_std: standard deviation of the head's initial weights (bias starts at 0), small so that the
                 initial transform is close to the identity while gradients still reach every layer.
+            checkpointing: activation checkpointing in training: keep only each encoder convolution's input and
+                recompute the rest in the backward pass (less memory, same gradients).
         """
         super().__init__()
         if len(channels) != len(strides) or not channels:
@@ -62,6 +65,8 @@ class AffineNet(nn.Module):
         nn.init.normal_(self.head.weight, std=init_std)
         nn.init.zeros_(self.head.bias)
         self.total_stride = prod(strides)
+        self.norm = norm
+        self.checkpointing = checkpointing
 
     def predict_affine(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
@@ -72,8 +77,13 @@ class AffineNet(nn.Module):
             W in shape (B, 3, 3) and b in shape (B, 3) (voxels).
         """
         check_pair_input(image.shape, self.total_stride, type(self).__name__)
-        features = self.encoder(image).mean(dim=(2, 3, 4))
-        params = self.head(features)
+        if self.training:
+            check_instance_norm_input(image.shape, self.total_stride, type(self).__name__, self.norm)
+        features = image
+        for layer in self.encoder:
+            features = checkpointed(self.checkpointing, layer, features)
+        with full_precision(image.device):  # 12 numbers that move every voxel: kept out of autocast
+            params = self.head(features.mean(dim=(2, 3, 4)).to(self.head.weight.dtype))
         return params[:, :9].reshape(-1, 3, 3), params[:, 9:]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -6,13 +6,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from math import prod
 
 import torch
 from monai.networks.blocks import Convolution
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-__all__ = ["LEAKY_RELU", "conv_block", "upsample_block", "check_pair_input"]
+__all__ = [
+    "LEAKY_RELU",
+    "conv_block",
+    "upsample_block",
+    "check_pair_input",
+    "check_instance_norm_input",
+    "checkpointed",
+]
 
 LEAKY_RELU = ("leakyrelu", {"negative_slope": 0.1})
 
@@ -79,3 +88,43 @@ def check_pair_input(shape: Sequence[int], total_stride: int, network: str) -> N
             f"{network} needs each spatial size divisible by its total stride {total_stride}, "
             f"got spatial shape {shape[2:]}; pad or resample the images."
         )
+
+
+def check_instance_norm_input(shape: Sequence[int], total_stride: int, network: str, norm: tuple | str | None) -> None:
+    """Raise ``ValueError`` when instance normalisation would see a single voxel at the network's deepest level.
+
+    PyTorch then fails in training with "Expected more than 1 spatial element when training", which names neither the
+    network nor the size it needs. Call it in training only (in evaluation a single voxel normalises to zero).
+
+    Args:
+        shape: the input's shape (B, C, X, Y, Z).
+        total_stride: the network's total downsampling factor.
+        network: the network's name, for the message.
+        norm: the network's normalisation argument; only instance normalisation is checked.
+    """
+    if norm is None or "instance" not in str(norm).lower() or torch.jit.is_tracing():
+        return
+    spatial = tuple(shape)[2:]
+    if prod(size // total_stride for size in spatial) <= 1:
+        raise ValueError(
+            f"{network} with instance normalisation trains on inputs of at least {2 * total_stride} voxels along some "
+            f"axis (more than one voxel at its deepest level, total stride {total_stride}), got spatial shape "
+            f"{spatial}; use a larger image_size, or smaller strides."
+        )
+
+
+def checkpointed(enabled: bool, function: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+    """``function(*inputs)``, with activation checkpointing when ``enabled`` and gradients are being recorded.
+
+    Checkpointing keeps only ``inputs`` for the backward pass and recomputes ``function``'s intermediate activations
+    there (non-reentrant ``torch.utils.checkpoint``): less memory for about one more forward pass of compute, and
+    the same gradients. Without gradients (inference) or while ``torch.jit.trace`` records, it is a plain call.
+
+    Args:
+        enabled: the network's ``checkpointing`` switch.
+        function: a module or function of tensors returning a tensor.
+        inputs: its tensor arguments.
+    """
+    if enabled and torch.is_grad_enabled() and not torch.jit.is_tracing():
+        return checkpoint(function, *inputs, use_reentrant=False)
+    return function(*inputs)

@@ -27,7 +27,8 @@ class StageRecord:
         kind: ``"affine"`` or ``"dense"``.
         flow: the stage's own DDF, (B, 3, X, Y, Z), between the previously warped moving image and the fixed one.
         composed_flow: the DDF of all stages so far, (B, 3, X, Y, Z), from the original moving image.
-        warped: the original moving image warped by ``composed_flow``, (B, C, X, Y, Z).
+        warped: the original moving image warped by ``composed_flow``, (B, C, X, Y, Z); ``None`` for the last stage
+            when :meth:`RegistrationCascade.stages` is called with ``warp_last=False``.
         matrix: ``W`` (B, 3, 3) of an affine stage, else ``None``.
         translation: ``b`` (B, 3) of an affine stage, else ``None``.
     """
@@ -35,7 +36,7 @@ class StageRecord:
     kind: str
     flow: torch.Tensor
     composed_flow: torch.Tensor
-    warped: torch.Tensor
+    warped: torch.Tensor | None
     matrix: torch.Tensor | None = None
     translation: torch.Tensor | None = None
 
@@ -93,12 +94,15 @@ class RegistrationCascade(nn.Module):
         """The cascade's layout as letters, e.g. "ADDD" (A affine, D dense)."""
         return "".join("A" if self.is_affine(stage) else "D" for stage in self.subnetworks)
 
-    def stages(self, moving: torch.Tensor, fixed: torch.Tensor) -> list[StageRecord]:
+    def stages(self, moving: torch.Tensor, fixed: torch.Tensor, warp_last: bool = True) -> list[StageRecord]:
         """Run every stage and record its output.
 
         Args:
             moving: Tensor in shape (B, 1, X, Y, Z).
             fixed: Tensor in shape (B, 1, X, Y, Z).
+            warp_last: resample the moving image with the last composed flow too; ``False`` when only the DDF is
+                needed (inference), which saves one full-resolution resampling (the last record's ``warped`` is
+                then ``None``).
 
         Returns:
             one :class:`StageRecord` per active stage (all stages unless :meth:`set_active_stages` says otherwise),
@@ -113,7 +117,8 @@ class RegistrationCascade(nn.Module):
         composed: torch.Tensor | None = None
         composed_affine: tuple[torch.Tensor, torch.Tensor] | None = None  # (W, b) while every stage was affine
         warped = moving
-        for stage in self.subnetworks[: self.active_stages]:
+        active = self.subnetworks[: self.active_stages]
+        for index, stage in enumerate(active):
             image = torch.cat([warped, fixed], dim=1)
             matrix = translation = None
             if self.is_affine(stage):
@@ -137,7 +142,7 @@ class RegistrationCascade(nn.Module):
                 else:
                     composed = compose_ddf(composed, flow)
                 composed_affine = None
-            warped = warp(moving, composed)
+            warped = warp(moving, composed) if warp_last or index < len(active) - 1 else None
             kind = "affine" if matrix is not None else "dense"
             records.append(StageRecord(kind, flow, composed, warped, matrix, translation))
         return records
@@ -153,5 +158,5 @@ class RegistrationCascade(nn.Module):
             the total DDF, Tensor in shape (B, 3, X, Y, Z), in voxels; or the stage records.
         """
         check_pair_input(image.shape, self.total_stride, type(self).__name__)
-        records = self.stages(image[:, :1], image[:, 1:])
+        records = self.stages(image[:, :1], image[:, 1:], warp_last=return_stages)
         return records if return_stages else records[-1].composed_flow

@@ -81,12 +81,43 @@ class MINECritic(nn.Module):
         Returns:
             scores, Tensor in shape (B, 1, X, Y, Z).
         """
-        for name, image in (("moving", moving), ("fixed", fixed)):
+        self._check_inputs(moving=moving, fixed=fixed)
+        return self._head_scores(self.moving_branch(moving), self.fixed_branch(fixed))
+
+    def joint_and_marginal(
+        self, moving: torch.Tensor, fixed: torch.Tensor, fixed_marginal: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of the joint pairs ``(moving, fixed)`` and the marginal pairs ``(moving, fixed_marginal)``.
+
+        Equal to ``(self(moving, fixed), self(moving, fixed_marginal))``, but the moving branch (the only one
+        with a neighbourhood, hence most of the critic's cost) runs once for both.
+
+        Args:
+            moving: Tensor in shape (B, in_channels, X, Y, Z).
+            fixed: Tensor in shape (B, in_channels, X, Y, Z).
+            fixed_marginal: Tensor in shape (B, in_channels, X, Y, Z), e.g. ``fixed`` with shuffled voxels.
+
+        Returns:
+            joint scores and marginal scores, each Tensor in shape (B, 1, X, Y, Z).
+        """
+        self._check_inputs(moving=moving, fixed=fixed, fixed_marginal=fixed_marginal)
+        moving_features = self.moving_branch(moving)
+        fixed_features = self.fixed_branch(torch.cat([fixed, fixed_marginal]))
+        scores = self._head_scores(moving_features.repeat(2, 1, 1, 1, 1), fixed_features)
+        return scores.chunk(2)
+
+    def _head_scores(self, moving_features: torch.Tensor, fixed_features: torch.Tensor) -> torch.Tensor:
+        return self.score(self.head(torch.cat([moving_features, fixed_features], dim=1)))
+
+    def _check_inputs(self, **images: torch.Tensor) -> None:
+        for name, image in images.items():
             if image.ndim != 5 or image.shape[1] != self.in_channels:
                 raise ValueError(
                     f"MINECritic expects {name} of shape (B, {self.in_channels}, X, Y, Z), got {tuple(image.shape)}."
                 )
-        if moving.shape != fixed.shape:
-            raise ValueError(f"moving {tuple(moving.shape)} and fixed {tuple(fixed.shape)} must have the same shape.")
-        features = torch.cat([self.moving_branch(moving), self.fixed_branch(fixed)], dim=1)
-        return self.score(self.head(features))
+        moving = images["moving"]
+        for name, image in images.items():
+            if image.shape != moving.shape:
+                raise ValueError(
+                    f"MINECritic's {name} {tuple(image.shape)} and moving {tuple(moving.shape)} differ in shape."
+                )

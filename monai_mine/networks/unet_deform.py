@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from math import prod
 
 import torch
-from monai.networks.layers import get_act_layer
+from monai.networks.layers import SkipConnection, get_act_layer
 from monai.networks.nets import UNet
 from torch import nn
 
-from monai_mine.networks.blocks import LEAKY_RELU, check_pair_input
+from monai_mine.flows import geometry_dtype
+from monai_mine.networks.blocks import LEAKY_RELU, check_instance_norm_input, check_pair_input, checkpointed
 
 __all__ = ["UNetDeformNet"]
 
@@ -40,6 +41,7 @@ class UNetDeformNet(nn.Module):
         norm: tuple | str | None = "instance",
         flow_scale: float = 1.0,
         flow_init_std: float = 1e-5,
+        checkpointing: bool = False,
     ) -> None:
         """
         Args:
@@ -52,6 +54,8 @@ class UNetDeformNet(nn.Module):
             flow_scale: multiplies the flow head's output to give the DDF in voxels.
             flow_init_std: standard deviation of the flow head's initial weights (bias zero): the network starts
                 near the identity transform, as VoxelMorph's flow layer does, instead of a random field.
+            checkpointing: activation checkpointing in training: keep only the input of each U-Net level's down and
+                up block and recompute the rest in the backward pass (less memory, same gradients).
         """
         super().__init__()
         self.unet = UNet(
@@ -70,6 +74,21 @@ class UNetDeformNet(nn.Module):
         nn.init.zeros_(self.flow.bias)
         self.flow_scale = flow_scale
         self.total_stride = prod(strides)
+        self.norm = norm
+        self.checkpointing = checkpointing
+
+    def _run_unet(self, block: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """``block(features)`` for a MONAI UNet level ``Sequential(down, SkipConnection(sublevel), up)``, with each
+        down and up block checkpointed separately (checkpointing the nested sublevel as well would recompute the
+        deepest levels once per enclosing level)."""
+        if isinstance(block, nn.Sequential) and len(block) == 3 and isinstance(block[1], SkipConnection):
+            down, skip, up = block
+            if skip.mode != "cat":
+                raise ValueError(f"checkpointing supports U-Net skip connections that concatenate, got {skip.mode!r}.")
+            features = checkpointed(True, down, features)
+            inner = self._run_unet(skip.submodule, features)
+            return checkpointed(True, up, torch.cat([features, inner], dim=skip.dim))
+        return checkpointed(True, block, features)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """
@@ -80,4 +99,11 @@ class UNetDeformNet(nn.Module):
             the DDF, Tensor in shape (B, 3, X, Y, Z), in voxels.
         """
         check_pair_input(image.shape, self.total_stride, type(self).__name__)
-        return self.flow(self.activation(self.unet(image))) * self.flow_scale
+        if self.training:
+            check_instance_norm_input(image.shape, self.total_stride, type(self).__name__, self.norm)
+        if self.checkpointing and torch.is_grad_enabled() and not torch.jit.is_tracing():
+            features = self._run_unet(self.unet.model, image)
+        else:
+            features = self.unet(image)
+        flow = self.flow(self.activation(features))
+        return flow.to(geometry_dtype(flow)) * self.flow_scale  # a float32 DDF under autocast too

@@ -35,7 +35,7 @@ def vtn_affine_plan(channels: int = 16, levels: int = 5) -> tuple[list[int], lis
 
 
 def build_vtn(
-    stages: str = "ADDD", channels: int = 16, depth: int = 6, flow_multiplier: float = 1.0
+    stages: str = "ADDD", channels: int = 16, depth: int = 6, flow_multiplier: float = 1.0, checkpointing: bool = False
 ) -> RegistrationCascade:
     """A VTN cascade from a layout string: "A" an affine subnetwork, "D" a dense one.
 
@@ -47,6 +47,7 @@ def build_vtn(
         channels: first-level channels of the dense subnetworks (VTN: 16); the affine encoder scales with it.
         depth: stride-2 levels of each dense subnetwork (VTN: 6; inputs divisible by 2^depth).
         flow_multiplier: output scale of the dense subnetworks.
+        checkpointing: activation checkpointing in every subnetwork while training (less memory, same gradients).
 
     Raises:
         ValueError: on an empty layout or a letter other than A and D.
@@ -56,9 +57,9 @@ def build_vtn(
         raise ValueError(f"stages must be a non-empty string of 'A' (affine) and 'D' (dense), got {stages!r}.")
     affine_channels, affine_strides = vtn_affine_plan(channels, depth - 1)
     modules = [
-        AffineNet(channels=affine_channels, strides=affine_strides)
+        AffineNet(channels=affine_channels, strides=affine_strides, checkpointing=checkpointing)
         if letter == "A"
-        else VTNDenseNet(channels=channels, depth=depth, flow_multiplier=flow_multiplier)
+        else VTNDenseNet(channels=channels, depth=depth, flow_multiplier=flow_multiplier, checkpointing=checkpointing)
         for letter in layout
     ]
     return RegistrationCascade(modules)
@@ -70,6 +71,7 @@ def build_miregnet(
     deform_channels: Sequence[int] = (16, 32, 64, 128, 128),
     deform_strides: Sequence[int] = (2, 2, 2, 2),
     norm: str = "instance",
+    checkpointing: bool = False,
 ) -> RegistrationCascade:
     """MIRegNet / MIDiceRegNet: an STN-style AffineNet followed by a U-Net DeformNet (the two differ only in loss).
 
@@ -79,10 +81,11 @@ def build_miregnet(
         deform_channels: U-Net channels per level.
         deform_strides: U-Net strides between levels.
         norm: normalisation in both networks (the paper: instance normalisation).
+        checkpointing: activation checkpointing in both networks while training (less memory, same gradients).
     """
     return RegistrationCascade(
         [
-            AffineNet(channels=affine_channels, strides=affine_strides, norm=norm),
-            UNetDeformNet(channels=deform_channels, strides=deform_strides, norm=norm),
+            AffineNet(channels=affine_channels, strides=affine_strides, norm=norm, checkpointing=checkpointing),
+            UNetDeformNet(channels=deform_channels, strides=deform_strides, norm=norm, checkpointing=checkpointing),
         ]
     )

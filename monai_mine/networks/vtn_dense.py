@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
-from monai_mine.networks.blocks import LEAKY_RELU, check_pair_input, conv_block, upsample_block
+from monai_mine.flows import geometry_dtype
+from monai_mine.networks.blocks import LEAKY_RELU, check_pair_input, checkpointed, conv_block, upsample_block
 
 __all__ = ["VTNDenseNet"]
 
@@ -37,6 +40,7 @@ class VTNDenseNet(nn.Module):
         flow_multiplier: float = 1.0,
         act: tuple | str | None = LEAKY_RELU,
         norm: tuple | str | None = None,
+        checkpointing: bool = False,
     ) -> None:
         """
         Args:
@@ -46,6 +50,8 @@ class VTNDenseNet(nn.Module):
             flow_multiplier: scales the output flow (VTN: 1; recursive cascades use 1 / n_cascades).
             act: activation after every convolution but the flow predictions.
             norm: optional normalisation after the encoder convolutions.
+            checkpointing: activation checkpointing in training: keep only each encoder level's and each decoder
+                step's input and recompute the rest in the backward pass (less memory, same gradients).
         """
         super().__init__()
         if depth < 2:
@@ -70,6 +76,12 @@ class VTNDenseNet(nn.Module):
         self.final_flow = upsample_block(channels_in, 3, act=None)
         self.flow_scale = 20.0 * flow_multiplier
         self.total_stride = 2**depth
+        self.checkpointing = checkpointing
+
+    def _decode(self, level: int, features: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """One decoder step: ``[skip, upsampled features, upsampled flow prediction]`` of decoder ``level``."""
+        flow = self.upsample_flow[level](self.predict_flow[level](features))
+        return torch.cat([skip, self.upsample_features[level](features), flow], dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """
@@ -82,11 +94,9 @@ class VTNDenseNet(nn.Module):
         check_pair_input(image.shape, self.total_stride, type(self).__name__)
         skips, features = [], image
         for level in self.encoder:
-            features = level(features)
+            features = checkpointed(self.checkpointing, level, features)
             skips.append(features)
-        for predict, upsample_flow, upsample_features, skip in zip(
-            self.predict_flow, self.upsample_flow, self.upsample_features, reversed(skips[:-1])
-        ):
-            flow = upsample_flow(predict(features))
-            features = torch.cat([skip, upsample_features(features), flow], dim=1)
-        return self.final_flow(features) * self.flow_scale
+        for level, skip in enumerate(reversed(skips[:-1])):
+            features = checkpointed(self.checkpointing, partial(self._decode, level), features, skip)
+        flow = self.final_flow(features)
+        return flow.to(geometry_dtype(flow)) * self.flow_scale  # a float32 DDF under autocast too

@@ -12,7 +12,15 @@ import torch
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from monai_mine.data import CheckFinited, CheckNonEmptyLabeld, CheckSameShaped, CheckSpatialDimsd, root_cause
+from monai_mine.data import (
+    CheckFinited,
+    CheckLabelGridd,
+    CheckNonConstantd,
+    CheckNonEmptyLabeld,
+    CheckSameShaped,
+    CheckSpatialDimsd,
+    root_cause,
+)
 
 
 def _nifti(path, array):
@@ -146,3 +154,40 @@ def test_message_surfaces_through_a_monai_dataset(tmp_path):
 def test_repr_names_class_and_keys():
     assert repr(CheckFinited(["fixed_image", "moving_image"])) == "CheckFinited(keys=['fixed_image', 'moving_image'])"
     assert repr(CheckSpatialDimsd("image")) == "CheckSpatialDimsd(keys=['image'], spatial_dims=3)"
+
+
+def test_constant_image_check_names_file_and_value(tmp_path):
+    blank = _nifti(tmp_path / "blank.nii.gz", np.full((4, 4, 4), 3.5, dtype=np.float32))
+    varied = _nifti(tmp_path / "varied.nii.gz", np.arange(64, dtype=np.float32).reshape(4, 4, 4))
+    keys = ["fixed_image", "moving_image"]
+    transform = _load(keys, CheckNonConstantd(keys))
+    pattern = re.escape(f"{blank} (key 'moving_image') is constant (every voxel is 3.5): nothing to register")
+    _raises_naming(transform, {"fixed_image": varied, "moving_image": blank}, pattern)
+    assert float(transform({"fixed_image": varied, "moving_image": varied})["moving_image"].max()) == 63
+
+
+def test_label_grid_check_compares_each_label_with_its_own_image(tmp_path):
+    image = _nifti(tmp_path / "image.nii.gz", np.zeros((4, 4, 4), dtype=np.float32))
+    label = _nifti(tmp_path / "label.nii.gz", np.ones((4, 4, 4), dtype=np.int16))
+    shifted = str(tmp_path / "shifted_label.nii.gz")
+    affine = np.eye(4)
+    affine[0, 3] = 1.5  # same shape, origin 1.5 mm away
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), dtype=np.int16), affine), shifted)
+    keys = ["moving_image", "moving_label", "fixed_image"]
+    check = CheckLabelGridd("moving_label", image_keys="moving_image", allow_missing_keys=True)
+    transform = _load(keys, check)
+    pattern = re.escape(f"label map {shifted} (key 'moving_label') is not on the grid of its image {image}") + (
+        r".*\[1\.0, 0\.0, 0\.0, 1\.5\].*expected the same shape and voxel-to-world affine"
+    )
+    _raises_naming(transform, {"moving_image": image, "moving_label": shifted, "fixed_image": image}, pattern)
+    assert transform({"moving_image": image, "moving_label": label, "fixed_image": image})["moving_label"].sum() == 64
+    assert "moving_label" not in _load(["moving_image"], check)({"moving_image": image})  # optional labels
+    with pytest.raises(ValueError, match=r"image_keys \['a'\] must pair one image with each label key"):
+        CheckLabelGridd(["x", "y"], image_keys=["a"])
+
+
+def test_spatial_dims_check_rejects_a_single_slice_volume(tmp_path):
+    path = _nifti(tmp_path / "slice.nii.gz", np.zeros((4, 4, 1), dtype=np.float32))
+    pattern = re.escape(f"{path} (key 'image') has shape (1, 4, 4, 1): each spatial axis needs at least 2 voxels")
+    _raises_naming(_load("image", CheckSpatialDimsd("image")), {"image": path}, pattern)
+    assert CheckSpatialDimsd("image", min_size=1)({"image": torch.zeros(1, 4, 4, 1)})["image"].shape == (1, 4, 4, 1)

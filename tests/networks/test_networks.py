@@ -471,6 +471,29 @@ def test_critic_with_kernel_one_is_a_per_voxel_function():
         torch.testing.assert_close(critic(shuffle(moving), shuffle(fixed)), shuffle(critic(moving, fixed)))
 
 
+def test_critic_joint_and_marginal_equals_two_calls_with_the_same_gradients():
+    inputs = [torch.rand(2, 1, 8, 8, 8) for _ in range(3)]
+    critic = MINECritic(branch_channels=(4, 6), head_channels=(5,))
+    shared = critic.joint_and_marginal(*inputs)
+    separate = separate_scores(critic, inputs)
+    for a, b in zip(shared, separate):
+        torch.testing.assert_close(a, b)
+
+    def gradients(scores):
+        critic.zero_grad()
+        (scores[0].square().mean() - scores[1].exp().mean()).backward()
+        return [p.grad.clone() for p in critic.parameters()]
+
+    for a, b in zip(gradients(critic.joint_and_marginal(*inputs)), gradients(separate_scores(critic, inputs))):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="fixed_marginal"):
+        critic.joint_and_marginal(inputs[0], inputs[1], torch.rand(2, 1, 8, 8, 4))
+
+
+def separate_scores(critic, inputs):
+    return critic(inputs[0], inputs[1]), critic(inputs[0], inputs[2])
+
+
 def test_critic_validates_inputs():
     critic = MINECritic(branch_channels=(4,), head_channels=(4,))
     good = torch.zeros(1, 1, 8, 8, 8)
@@ -478,7 +501,7 @@ def test_critic_validates_inputs():
         critic(torch.zeros(1, 2, 8, 8, 8), good)
     with pytest.raises(ValueError, match=r"MINECritic expects fixed of shape \(B, 1, X, Y, Z\)"):
         critic(good, torch.zeros(1, 8, 8, 8))
-    with pytest.raises(ValueError, match="must have the same shape"):
+    with pytest.raises(ValueError, match="differ in shape"):
         critic(good, torch.zeros(1, 1, 8, 8, 16))
     with pytest.raises(ValueError, match="at least one convolution"):
         MINECritic(branch_channels=())

@@ -1,0 +1,130 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""The benchmark's registration methods: each turns a :class:`~monai_mine.benchmark.pairs.BenchmarkPair` into a DDF.
+
+Every method returns the DDF ``u`` (3, X, Y, Z) in voxels of the pair's grid (``warped(x) = moving(x + u(x))``)
+and its wall time; the benchmark then warps and scores every method's DDF the same way.
+
+- ``identity``: ``u = 0`` (the pair before registration);
+- ``ants_syn``: antspyx ``SyN`` with its defaults; ``ants_vtn_paper``: the VTN paper's ANTs command (an option:
+  about 15 minutes per 128^3 pair on 2 cores); ``elastix``: elastix's default affine + B-spline maps
+  (:mod:`monai_mine.benchmark.classical`);
+- a bundle (``vtn_addd``, ``vtn_addd_inv``, ``miregnet``, ``midiceregnet``): the pair is written as NIfTI and
+  registered by :func:`monai_mine.registration.register_files` with a checkpoint (resampled to the bundle's
+  working grid, the DDF mapped back to the pair's grid); the time is the registration's own (files excluded).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from monai_mine.benchmark.classical import ants_syn, elastix_affine_bspline
+from monai_mine.benchmark.pairs import BenchmarkPair
+from monai_mine.data.nifti import save_nifti
+
+__all__ = [
+    "BUNDLE_METHODS",
+    "CLASSICAL_METHODS",
+    "DEFAULT_METHODS",
+    "BundleMethod",
+    "MethodRun",
+    "classical_method",
+]
+
+CLASSICAL_METHODS = ("identity", "ants_syn", "ants_vtn_paper", "elastix")
+BUNDLE_METHODS = ("vtn_addd", "vtn_addd_inv", "miregnet", "midiceregnet")
+DEFAULT_METHODS = ("identity", "ants_syn", "elastix", *BUNDLE_METHODS)
+"""What ``monai-mine benchmark`` runs unless told otherwise (``ants_vtn_paper`` is left out for its run time)."""
+
+
+@dataclass
+class MethodRun:
+    """One method on one pair.
+
+    Attributes:
+        ddf: float32 (3, X, Y, Z), voxels of the pair's grid.
+        runtime_s: wall time of the registration.
+    """
+
+    ddf: np.ndarray
+    runtime_s: float
+
+
+def _identity(pair: BenchmarkPair) -> np.ndarray:
+    return np.zeros((3, *pair.fixed.shape), dtype=np.float32)
+
+
+_CLASSICAL: dict[str, Callable[[BenchmarkPair], np.ndarray]] = {
+    "identity": _identity,
+    "ants_syn": lambda pair: ants_syn(pair.fixed, pair.moving, pair.spacing, preset="defaults"),
+    "ants_vtn_paper": lambda pair: ants_syn(pair.fixed, pair.moving, pair.spacing, preset="vtn_paper"),
+    "elastix": lambda pair: elastix_affine_bspline(pair.fixed, pair.moving, pair.spacing),
+}
+
+
+def classical_method(name: str) -> Callable[[BenchmarkPair], MethodRun]:
+    """The classical method ``name`` (one of :data:`CLASSICAL_METHODS`) as ``pair -> MethodRun``.
+
+    Raises:
+        ValueError: on an unknown name.
+    """
+    if name not in _CLASSICAL:
+        raise ValueError(f"unknown classical method {name!r}; choose from {CLASSICAL_METHODS}.")
+    register = _CLASSICAL[name]
+
+    def run(pair: BenchmarkPair) -> MethodRun:
+        start = time.perf_counter()
+        ddf = register(pair)
+        return MethodRun(np.asarray(ddf, dtype=np.float32), time.perf_counter() - start)
+
+    return run
+
+
+class BundleMethod:
+    """A bundle with a checkpoint, registering pairs through :func:`monai_mine.registration.register_files`."""
+
+    def __init__(
+        self,
+        bundle_dir: str | os.PathLike,
+        checkpoint: str | os.PathLike,
+        work_dir: str | os.PathLike,
+        image_size: int | None = None,
+        device: str = "cpu",
+    ) -> None:
+        """
+        Args:
+            bundle_dir: the bundle's folder, e.g. ``bundles/vtn_addd``.
+            checkpoint: its weights (``model.pt`` or a training ``checkpoint.pt``).
+            work_dir: folder for each pair's NIfTI inputs and the registration's outputs.
+            image_size: working grid edge; default the bundle's ``image_size`` (64).
+            device: where the network runs.
+
+        Raises:
+            FileNotFoundError: when the bundle or checkpoint does not exist.
+            ValueError: when the checkpoint does not fit the bundle's network.
+        """
+        from monai_mine.registration import load_bundle_network
+
+        self.bundle = load_bundle_network(bundle_dir, checkpoint, device, image_size)
+        self.work_dir = Path(work_dir)
+
+    def __call__(self, pair: BenchmarkPair) -> MethodRun:
+        """Register one pair; its inputs are written to ``work_dir/<track>_<seed>/`` first."""
+        from monai_mine.registration import load_ddf, register_files
+
+        folder = self.work_dir / f"{pair.track}_{pair.seed}"
+        inputs = {"fixed": pair.fixed, "moving": pair.moving}
+        paths = {name: folder / f"{name}.nii.gz" for name in inputs}
+        for name, array in inputs.items():
+            save_nifti(array, paths[name], pair.affine)
+        report = register_files(paths["fixed"], paths["moving"], self.bundle, folder / self.bundle.name)
+        ddf, _ = load_ddf(report.ddf)
+        return MethodRun(ddf.numpy().astype(np.float32), float(report.runtime_s))

@@ -1,0 +1,307 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Running an exported registration bundle the way MONAI Deploy reads it, without the MONAI Deploy App SDK.
+
+``python -m monai.bundle ckpt_export`` writes ``model.ts``: a TorchScript zip archive whose folder ``<stem>/extra/``
+holds the bundle's ``metadata.json`` and its config (``inference.json``). MONAI Deploy's bundle inference operator
+(``monai.deploy.operators.monai_bundle_inference_operator.get_bundle_config``) reads those two files from the
+archive (at ``<stem>/extra/<name>.json``, else any member whose name contains ``<name>.json``), builds the
+config's ``preprocessing`` without its ``LoadImage``/``SaveImage`` transforms, and loads the network with
+``torch.jit.load``; a bundle folder is read from ``configs/`` and ``models/model.ts`` (or ``models/model.pt`` and
+``network_def``) instead. :func:`read_bundle_configs` and :class:`RegistrationBundle` do the same, so that what
+runs in a MONAI Deploy application can be run and tested here, and then register a pair:
+
+    moving, fixed (3D MetaTensors) -> the bundle's preprocessing on ``moving_image``/``fixed_image``
+    -> network input (1, 2, X, Y, Z) (0 moving, 1 fixed) -> DDF (1, 3, X, Y, Z), float32, voxels
+    -> warped = moving(x + ddf(x)) (the preprocessed moving image, bilinear, border padding)
+
+Unlike the SDK's stock operator, which casts image outputs to uint8 and keeps only the first output, both results
+stay float32 and keep the affine of the working grid: the fixed image after the bundle's preprocessing
+(reoriented to RAS and resized to the bundle's ``image_size``), as the bundle's own inference writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.bundle import ConfigParser
+from monai.data import MetaTensor
+from monai.transforms import Compose
+from torch import nn
+
+from monai_mine.data.nifti import save_nifti
+from monai_mine.flows import warp
+
+__all__ = [
+    "CONFIG_SUFFIXES",
+    "IMAGE_KEYS",
+    "RegistrationBundle",
+    "RegistrationResult",
+    "load_registration_bundle",
+    "read_bundle_configs",
+]
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+"""Config file suffixes MONAI Deploy looks for, in order."""
+
+IMAGE_KEYS = ("moving_image", "fixed_image")
+"""Keys of the pair in the bundles' preprocessing (``image_keys`` of ``inference.json``)."""
+
+_DISALLOWED_TRANSFORMS = ("LoadImage", "SaveImage")
+
+
+def _archive_member(archive: zipfile.ZipFile, stem: str, name: str, path: Path) -> tuple[str, str]:
+    """The member holding config ``name`` (without suffix) and its suffix, found as MONAI Deploy finds it."""
+    members = archive.namelist()
+    for suffix in CONFIG_SUFFIXES:
+        expected = f"{stem}/extra/{name}{suffix}"
+        if expected in members:
+            return expected, suffix
+    for suffix in CONFIG_SUFFIXES:
+        for member in members:
+            if f"{name}{suffix}".casefold() in member.casefold():
+                return member, suffix
+    raise FileNotFoundError(
+        f"{path} holds no {name}{CONFIG_SUFFIXES[0]} (expected {stem}/extra/{name}.json, as `python -m monai.bundle "
+        f"ckpt_export --meta_file ... --config_file ...` writes it); its extra files are "
+        f"{[member for member in members if '/extra/' in member]}."
+    )
+
+
+def _folder_config(folder: Path, name: str) -> Path:
+    for suffix in CONFIG_SUFFIXES:
+        candidate = folder / "configs" / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"bundle folder {folder} has no configs/{name}.json (nor .yaml/.yml).")
+
+
+def read_bundle_configs(path: str | os.PathLike, config_names: str | Sequence[str] = ("inference",)) -> ConfigParser:
+    """A ``ConfigParser`` holding a bundle's metadata (as ``_meta_``) and configs, read as MONAI Deploy reads them.
+
+    Args:
+        path: an exported TorchScript archive (``model.ts``) or a bundle folder (with ``configs/metadata.json``).
+        config_names: the configs to read, without suffix; later ones override earlier top-level keys.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist or lacks the metadata or a config.
+        ValueError: when a file is not a zip archive or a config is not valid JSON/YAML.
+    """
+    path = Path(path)
+    names = [config_names] if isinstance(config_names, str) else list(config_names)
+    names = [name.split(".")[0] for name in names]
+    parser = ConfigParser()
+    if path.is_dir():
+        metadata = _folder_config(path, "metadata")
+        parser.read_meta(f=str(metadata))
+        parser.read_config(f=[str(_folder_config(path, name)) for name in names])
+        parser["bundle_root"] = str(path)
+        return parser
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle {path} does not exist (expected an exported model.ts or a bundle folder).")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a TorchScript archive (a zip file written by ckpt_export).")
+    stem = path.stem
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
+        member, _ = _archive_member(archive, stem, "metadata", path)
+        try:
+            parser.read_meta(f=json.loads(archive.read(member)))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{member} in {path} is not valid JSON: {error.msg} at line {error.lineno}.") from error
+        files = []
+        for name in names:
+            member, suffix = _archive_member(archive, stem, name, path)
+            target = Path(folder) / f"{len(files)}_{name}{suffix}"
+            target.write_bytes(archive.read(member))
+            files.append(str(target))
+        try:
+            parser.read_config(f=files)
+        except ValueError as error:
+            raise ValueError(f"cannot read the configs {names} stored in {path}: {error}") from error
+    return parser
+
+
+def _check_data_format(metadata: Mapping[str, Any], path: Path) -> None:
+    """Raise unless the metadata describes a registration network: ``image`` (2 channels) -> ``pred`` (3)."""
+    data_format = metadata.get("network_data_format", {})
+    inputs, outputs = data_format.get("inputs", {}), data_format.get("outputs", {})
+    problems = []
+    if int(inputs.get("image", {}).get("num_channels", 0)) != 2:
+        problems.append(f"input 'image' must have 2 channels (0 moving, 1 fixed), got {inputs}")
+    if int(outputs.get("pred", {}).get("num_channels", 0)) != 3:
+        problems.append(f"output 'pred' must have 3 channels (the DDF), got {outputs}")
+    if problems:
+        raise ValueError(
+            f"{path} is not a monai-mine registration bundle: its network_data_format {'; '.join(problems)}."
+        )
+
+
+def _filtered_preprocessing(parser: ConfigParser, path: Path) -> Compose:
+    """The config's ``preprocessing`` without ``LoadImage``/``SaveImage`` (the data arrive in memory)."""
+    if "preprocessing" not in parser:
+        raise ValueError(f"the inference config of {path} has no 'preprocessing' to apply to the pair.")
+    compose = parser.get_parsed_content("preprocessing")
+    transforms = compose.transforms if isinstance(compose, Compose) else list(compose)
+    kept = [t for t in transforms if not any(name in type(t).__name__ for name in _DISALLOWED_TRANSFORMS)]
+    return Compose(kept)
+
+
+def _load_network(path: Path, parser: ConfigParser, device: torch.device) -> tuple[nn.Module, Path]:
+    """The network of an archive (TorchScript) or of a bundle folder (``models/model.ts``, else ``network_def``
+    with the weights of ``models/model.pt``), in eval mode, and the file it came from."""
+    if path.is_dir():
+        scripted, weights = path / "models" / "model.ts", path / "models" / "model.pt"
+        if not scripted.is_file():
+            if not weights.is_file():
+                raise FileNotFoundError(
+                    f"bundle folder {path} has neither models/model.ts (exported) nor models/model.pt (trained)."
+                )
+            network = parser.get_parsed_content("network_def")
+            try:
+                network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                raise ValueError(
+                    f"{weights} does not hold the weights of network_def in {path}/configs ({reason})."
+                ) from error
+            return network.to(device).eval(), weights
+        path = scripted
+    try:
+        return torch.jit.load(str(path), map_location=device).eval(), path
+    except RuntimeError as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ValueError(f"cannot load {path} as a TorchScript model ({reason}).") from error
+
+
+@dataclass(eq=False)
+class RegistrationResult:
+    """The outputs of registering one pair, on the working grid (the preprocessed fixed image's grid).
+
+    Attributes:
+        ddf: MetaTensor in shape (3, X, Y, Z), float32, displacement in voxels of the working grid:
+            ``warped(x) = moving(x + ddf(x))``; its ``affine`` is the working grid's voxel-to-world matrix.
+        warped: MetaTensor in shape (1, X, Y, Z), float32: the preprocessed moving image warped onto the fixed one,
+            with the same affine.
+    """
+
+    ddf: MetaTensor
+    warped: MetaTensor
+
+    def save(self, output_dir: str | os.PathLike, prefix: str = "") -> dict[str, Path]:
+        """Write ``<prefix>ddf.nii.gz`` ((X, Y, Z, 3), float32) and ``<prefix>warped.nii.gz``, each atomically.
+
+        Returns:
+            ``{"ddf": path, "warped": path}``.
+        """
+        folder = Path(output_dir)
+        return {
+            name: save_nifti(tensor.as_tensor(), folder / f"{prefix}{name}.nii.gz", tensor.affine.numpy())
+            for name, tensor in (("ddf", self.ddf), ("warped", self.warped))
+        }
+
+
+class RegistrationBundle:
+    """An exported registration bundle, loaded as MONAI Deploy loads it, that registers moving/fixed pairs.
+
+    Example::
+
+        bundle = load_registration_bundle("bundles/vtn_addd/models/model.ts")
+        loader = monai.transforms.LoadImage(image_only=True)
+        result = bundle.register(loader("moving.nii.gz"), loader("fixed.nii.gz"))
+        result.save("out")  # out/ddf.nii.gz (float32, voxels), out/warped.nii.gz
+
+    Args:
+        path: the exported ``model.ts`` or a bundle folder.
+        network: the loaded network (TorchScript or eager), ``forward(image (B, 2, X, Y, Z)) -> (B, 3, X, Y, Z)``.
+        parser: the bundle's metadata and inference config (see :func:`read_bundle_configs`).
+        device: where the network runs.
+        model_file: the file the network was loaded from (default ``path``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        network: nn.Module,
+        parser: ConfigParser,
+        device: torch.device,
+        model_file: str | os.PathLike | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.model_file = self.path if model_file is None else Path(model_file)
+        self.network = network
+        self.parser = parser
+        self.device = torch.device(device)
+        self.metadata: dict = parser.get("_meta_", {})
+        _check_data_format(self.metadata, self.path)
+        self.preprocessing = _filtered_preprocessing(parser, self.path)
+
+    @property
+    def name(self) -> str:
+        """The bundle's name from its metadata (else the file name)."""
+        return str(self.metadata.get("name", self.path.name))
+
+    def preprocess(self, moving: torch.Tensor, fixed: torch.Tensor) -> tuple[MetaTensor, MetaTensor]:
+        """The pair after the bundle's preprocessing: two MetaTensors in shape (1, X, Y, Z) on the working grid.
+
+        Args:
+            moving: 3D image as ``LoadImage`` returns it: a MetaTensor in shape (X, Y, Z) whose meta has
+                ``original_channel_dim`` (``"no_channel"``) and ``affine``, or (1, X, Y, Z).
+            fixed: the fixed image, likewise.
+        """
+        data = self.preprocessing({IMAGE_KEYS[0]: moving, IMAGE_KEYS[1]: fixed})
+        return data[IMAGE_KEYS[0]], data[IMAGE_KEYS[1]]
+
+    @torch.no_grad()
+    def register(self, moving: torch.Tensor, fixed: torch.Tensor) -> RegistrationResult:
+        """Register ``moving`` to ``fixed`` (see :meth:`preprocess` for the inputs).
+
+        Returns:
+            the DDF and the warped moving image, float32, on the working grid with its affine.
+        """
+        moving, fixed = self.preprocess(moving, fixed)
+        pair = torch.cat([moving.as_tensor(), fixed.as_tensor()], dim=0)[None].to(self.device, torch.float32)
+        ddf = self.network(pair).float()
+        if ddf.shape != (1, 3, *pair.shape[2:]):
+            raise ValueError(
+                f"the network of {self.path} returned shape {tuple(ddf.shape)} for input {tuple(pair.shape)}; "
+                f"expected a DDF (1, 3, {', '.join(map(str, pair.shape[2:]))})."
+            )
+        warped = warp(pair[:, :1], ddf)
+        affine = fixed.affine.clone()
+        return RegistrationResult(
+            ddf=MetaTensor(ddf[0].cpu(), affine=affine), warped=MetaTensor(warped[0].cpu(), affine=affine.clone())
+        )
+
+
+def load_registration_bundle(
+    path: str | os.PathLike, device: str | torch.device | None = None, config_names: Sequence[str] = ("inference",)
+) -> RegistrationBundle:
+    """Load an exported registration bundle (``model.ts``) or a bundle folder as MONAI Deploy does.
+
+    Args:
+        path: the exported TorchScript archive, or a bundle folder (``configs/``, ``models/model.ts`` or
+            ``models/model.pt``).
+        device: where to run; default CUDA when available, else CPU.
+        config_names: the configs holding ``preprocessing`` (MONAI Deploy's default: ``inference``).
+
+    Raises:
+        FileNotFoundError: naming a missing archive, folder, config or model file.
+        ValueError: naming the file when it is no TorchScript archive, its configs cannot be read, or its metadata
+            does not describe a registration network.
+    """
+    path = Path(path)
+    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    parser = read_bundle_configs(path, config_names)
+    network, model_file = _load_network(path, parser, device)
+    return RegistrationBundle(path, network, parser, device, model_file)

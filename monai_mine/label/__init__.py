@@ -1,0 +1,52 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""MONAI Label adapters: serve and train monai-mine registration bundles from a MONAI Label app.
+
+Without MONAI Label: datastore records to datalists (:mod:`monai_mine.label.datastore`), the infer steps around a
+bundle's preprocessing (:mod:`monai_mine.label.pipeline`) and the app's bundle folders
+(:mod:`monai_mine.label.bundles`). With it (``pip install monailabel``, see README.md):
+:class:`monai_mine.label.infer.RegistrationInferTask`, :class:`monai_mine.label.train.RegistrationTrainTask` and the
+sample app ``sample-apps/monai_mine_registration``.
+"""
+
+from __future__ import annotations
+
+from monai_mine.label.bundles import prepare_app_bundles
+from monai_mine.label.datastore import (
+    FINAL_LABEL_TAG,
+    FIXED_IMAGE_KEY,
+    bundle_training_overrides,
+    datastore_records,
+    registration_datalist,
+    resolve_fixed_image,
+    split_records,
+)
+from monai_mine.label.pipeline import (
+    OUTPUTS,
+    PairFromRequestd,
+    WarpMovingd,
+    registration_post_transforms,
+    registration_pre_transforms,
+    registration_result_json,
+    write_registration_outputs,
+)
+
+__all__ = [
+    "FINAL_LABEL_TAG",
+    "FIXED_IMAGE_KEY",
+    "OUTPUTS",
+    "PairFromRequestd",
+    "WarpMovingd",
+    "bundle_training_overrides",
+    "datastore_records",
+    "prepare_app_bundles",
+    "registration_datalist",
+    "registration_post_transforms",
+    "registration_pre_transforms",
+    "registration_result_json",
+    "resolve_fixed_image",
+    "split_records",
+    "write_registration_outputs",
+]

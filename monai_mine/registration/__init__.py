@@ -1,0 +1,54 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Registration of real image files with a bundle: any size, orientation and spacing, results physically right.
+
+:func:`register_files` registers two NIfTI files and writes the warped image, the DDF on the fixed image's grid,
+warped label maps, a Jacobian map and a QC picture; :func:`warp_file` and :func:`jacobian_file` apply and inspect a
+saved DDF. The geometry (working grid, resampling through world coordinates, DDFs across grids) is in
+:mod:`monai_mine.registration.geometry`.
+"""
+
+from __future__ import annotations
+
+from monai_mine.registration.apply import jacobian_file, warp_file
+from monai_mine.registration.bundle import BundleNetwork, load_bundle_network, load_bundle_objective
+from monai_mine.registration.geometry import (
+    Grid,
+    closest_ras_grid,
+    ddf_to_grid,
+    physical_displacement,
+    resample_to_grid,
+    warp_to_grid,
+    working_grid,
+)
+from monai_mine.registration.instance import InstanceOptimization, instance_optimize
+from monai_mine.registration.io import Volume, load_ddf, load_volume, save_ddf, save_volume
+from monai_mine.registration.register import RegistrationReport, RegistrationResult, register_files, register_volumes
+
+__all__ = [
+    "BundleNetwork",
+    "Grid",
+    "InstanceOptimization",
+    "RegistrationReport",
+    "RegistrationResult",
+    "Volume",
+    "closest_ras_grid",
+    "ddf_to_grid",
+    "instance_optimize",
+    "jacobian_file",
+    "load_bundle_network",
+    "load_bundle_objective",
+    "load_ddf",
+    "load_volume",
+    "physical_displacement",
+    "register_files",
+    "register_volumes",
+    "resample_to_grid",
+    "save_ddf",
+    "save_volume",
+    "warp_file",
+    "warp_to_grid",
+    "working_grid",
+]

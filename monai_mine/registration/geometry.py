@@ -1,0 +1,298 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Voxel grids in world space: the network's working grid, resampling between grids, and DDFs across grids.
+
+A :class:`Grid` is a spatial shape and a 4x4 voxel-to-world affine (NIfTI convention: world is RAS+ millimetres).
+Two images are related by their world coordinates. Every function here composes index maps and samples the
+source **once** (trilinear or nearest, ``torch.nn.functional.grid_sample`` on voxel centres, border padding as
+``DESIGN.md`` section 2 prescribes), in float64 coordinates, slab by slab so that large grids fit in memory.
+
+DDF conventions across grids (``DESIGN.md`` section 2: voxel units, ``warped(x) = moving(x + ddf(x))``):
+
+- the network's DDF ``d`` lives on the working grid ``W`` in working voxels;
+- for a voxel ``x`` of a target (fixed) grid ``F`` with working coordinate ``w(x) = A_W^-1 A_F x``, the moving image
+  is sampled at the world point ``p(x) = A_F x + L_W d(w(x))`` (``L`` the 3x3 linear part of an affine, ``d``
+  interpolated trilinearly); the physical displacement is ``u(x) = p(x) - A_F x`` in mm;
+- the DDF saved on ``F`` is in ``F``'s voxels: ``ddf(x) = L_F^-1 u(x) = A_F^-1 p(x) - x``, so that an image ``I``
+  on any grid is warped onto ``F`` by sampling it at ``A_I^-1 A_F (x + ddf(x))``; on ``F`` itself that is exactly
+  ``I(x + ddf(x))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "Grid",
+    "closest_ras_grid",
+    "ddf_to_grid",
+    "physical_displacement",
+    "resample_to_grid",
+    "sample_points",
+    "to_closest_ras",
+    "warp_to_grid",
+    "working_grid",
+]
+
+SLAB_VOXELS = 2**21
+"""Target voxels processed at once (about 100 MB of float64 coordinates and samples)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """A 3D voxel grid: spatial shape ``(X, Y, Z)`` and the 4x4 voxel-to-world affine (mm)."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(n) for n in self.shape)
+        affine = np.asarray(self.affine, dtype=np.float64)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"a grid needs 3 positive sizes (X, Y, Z), got {tuple(self.shape)}.")
+        if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+            raise ValueError(f"a grid's affine must be a finite 4x4 matrix, got {affine.tolist()}.")
+        if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError(f"a grid's affine must be invertible (non-zero voxel sizes), got {affine.tolist()}.")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "affine", affine)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along each array axis (column norms of the affine's linear part)."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+
+    @property
+    def axcodes(self) -> str:
+        """The closest orientation codes, e.g. ``"RAS"`` or ``"LPS"``."""
+        return "".join(nib.orientations.aff2axcodes(self.affine))
+
+    def same_as(self, other: Grid, tolerance: float = 1e-3) -> bool:
+        """Whether both grids have one shape and their affines agree within ``tolerance`` mm per voxel step."""
+        return self.shape == other.shape and bool(np.allclose(self.affine, other.affine, atol=tolerance, rtol=0))
+
+
+def closest_ras_grid(grid: Grid) -> Grid:
+    """The same box, its axes permuted and flipped to the closest RAS orientation (what ``Orientationd("RAS")``
+    does to an image)."""
+    orientation = nib.orientations.io_orientation(grid.affine)
+    affine = grid.affine @ nib.orientations.inv_ornt_aff(orientation, grid.shape)
+    shape = [0, 0, 0]
+    for axis, (new_axis, _) in enumerate(orientation):
+        shape[int(new_axis)] = grid.shape[axis]
+    return Grid(tuple(shape), affine)
+
+
+def working_grid(fixed: Grid, size: int) -> Grid:
+    """The network's working grid: the fixed image's box in the closest RAS orientation, resampled to ``size``^3.
+
+    Voxel ``j`` of the working grid sits at voxel ``(j + 0.5) n / size - 0.5`` of the RAS-oriented fixed grid of
+    ``n`` voxels per axis: the same box corner to corner, as ``Resized`` (trilinear, ``align_corners=False``) maps
+    it, so resampling onto this grid is exactly the bundles' ``Orientationd("RAS")`` + ``Resized`` preprocessing.
+
+    Args:
+        fixed: the fixed image's grid.
+        size: voxels per axis (the bundle's ``image_size``).
+    """
+    if int(size) < 2:
+        raise ValueError(f"the working grid needs at least 2 voxels per axis, got size {size}.")
+    ras = closest_ras_grid(fixed)
+    scale = np.asarray(ras.shape, dtype=np.float64) / size
+    index = np.diag([*scale, 1.0])
+    index[:3, 3] = (scale - 1.0) / 2.0
+    return Grid((int(size),) * 3, ras.affine @ index)
+
+
+def _slabs(shape: Sequence[int]) -> Iterator[slice]:
+    """Ranges along the first axis holding about ``SLAB_VOXELS`` voxels each."""
+    step = max(1, SLAB_VOXELS // max(1, shape[1] * shape[2]))
+    for start in range(0, shape[0], step):
+        yield slice(start, min(start + step, shape[0]))
+
+
+def _voxel_points(shape: Sequence[int], rows: slice, device: torch.device) -> torch.Tensor:
+    """Voxel indices of the rows ``rows`` (first axis) of a grid, float64 Tensor in shape (x, Y, Z, 3)."""
+    axes = [
+        torch.arange(rows.start, rows.stop, dtype=torch.float64, device=device),
+        torch.arange(shape[1], dtype=torch.float64, device=device),
+        torch.arange(shape[2], dtype=torch.float64, device=device),
+    ]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+
+
+def _apply(matrix: np.ndarray, points: torch.Tensor) -> torch.Tensor:
+    """``matrix`` (4x4 affine) applied to points (..., 3)."""
+    m = torch.as_tensor(matrix, dtype=points.dtype, device=points.device)
+    return points @ m[:3, :3].T + m[:3, 3]
+
+
+def sample_points(
+    image: torch.Tensor, points: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
+) -> torch.Tensor:
+    """Sample an image at voxel coordinates (voxel centres are integers, as in ``monai_mine.flows.warp``).
+
+    Args:
+        image: Tensor in shape (C, X, Y, Z), floating point.
+        points: Tensor in shape (..., 3), voxel coordinates of ``image`` along its axes X, Y, Z.
+        mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
+        padding_mode: ``"border"`` (nearest point of the enclosing cuboid) or ``"zeros"``.
+
+    Returns:
+        Tensor in shape (C, ...), the dtype of ``image``.
+    """
+    if image.ndim != 4 or points.shape[-1] != 3:
+        raise ValueError(
+            f"image must be (C, X, Y, Z) and points (..., 3), got {tuple(image.shape)}, {tuple(points.shape)}."
+        )
+    sizes = torch.tensor(image.shape[1:], dtype=points.dtype, device=points.device)
+    # align_corners=True: -1 and 1 are the centres of the first and last voxels; a size-1 axis maps to 0
+    normalised = torch.where(sizes > 1, 2.0 * points / (sizes - 1).clamp_min(1) - 1.0, torch.zeros_like(points))
+    grid = normalised.flip(-1).reshape(1, -1, 1, 1, 3).to(image.dtype)  # grid_sample wants (z, y, x) order
+    sampled = F.grid_sample(image[None], grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return sampled.reshape(image.shape[0], *points.shape[:-1])
+
+
+def _check_image(image: torch.Tensor, grid: Grid, name: str) -> None:
+    if image.ndim != 4 or tuple(image.shape[1:]) != grid.shape:
+        raise ValueError(
+            f"{name} must have shape (C, {', '.join(map(str, grid.shape))}) on its grid, got {tuple(image.shape)}."
+        )
+
+
+def resample_to_grid(
+    image: torch.Tensor, source: Grid, target: Grid, mode: str = "bilinear", padding_mode: str = "border"
+) -> torch.Tensor:
+    """Resample an image from its grid onto another grid through world coordinates (no deformation).
+
+    Args:
+        image: Tensor in shape (C, *source.shape), floating point.
+        source: the image's grid.
+        target: the grid to sample on.
+        mode: ``"bilinear"`` or ``"nearest"``.
+        padding_mode: ``"border"`` or ``"zeros"``.
+
+    Returns:
+        Tensor in shape (C, *target.shape).
+    """
+    _check_image(image, source, "image")
+    index_map = np.linalg.inv(source.affine) @ target.affine  # target voxel -> source voxel
+    out = image.new_empty((image.shape[0], *target.shape))
+    for rows in _slabs(target.shape):
+        points = _apply(index_map, _voxel_points(target.shape, rows, image.device))
+        out[:, rows] = sample_points(image, points, mode, padding_mode)
+    return out
+
+
+def ddf_to_grid(ddf: torch.Tensor, source: Grid, target: Grid) -> torch.Tensor:
+    """Map a DDF from the grid it was computed on (e.g. the working grid) to another grid's voxels.
+
+    For a target voxel ``x``: ``w = A_S^-1 A_T x``, ``u = L_S ddf(w)`` (mm, ``ddf`` interpolated trilinearly with
+    border padding) and the result is ``L_T^-1 u``: both DDFs send ``x`` to the same world point.
+
+    Args:
+        ddf: Tensor in shape (3, *source.shape), in ``source`` voxels.
+        source: the DDF's grid.
+        target: the grid to express it on.
+
+    Returns:
+        Tensor in shape (3, *target.shape), in ``target`` voxels, float32.
+    """
+    _check_image(ddf, source, "ddf")
+    if ddf.shape[0] != 3:
+        raise ValueError(f"ddf must have 3 channels (one per axis), got shape {tuple(ddf.shape)}.")
+    index_map = np.linalg.inv(source.affine) @ target.affine
+    components = np.linalg.inv(target.affine[:3, :3]) @ source.affine[:3, :3]  # source voxels -> target voxels
+    rotate = torch.as_tensor(components, dtype=torch.float64, device=ddf.device)
+    out = torch.empty((3, *target.shape), dtype=torch.float32, device=ddf.device)
+    for rows in _slabs(target.shape):
+        points = _apply(index_map, _voxel_points(target.shape, rows, ddf.device))
+        displacement = sample_points(ddf.float(), points).to(torch.float64)  # (3, x, Y, Z) source voxels
+        out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement).float()
+    return out
+
+
+def warp_to_grid(
+    image: torch.Tensor,
+    image_grid: Grid,
+    ddf: torch.Tensor,
+    ddf_grid: Grid,
+    mode: str = "bilinear",
+    padding_mode: str = "border",
+) -> torch.Tensor:
+    """Warp an image onto a DDF's grid with one resampling: sample it at ``A_I^-1 A_D (x + ddf(x))``.
+
+    On the DDF's own grid this is ``warp(image, ddf)`` of ``monai_mine.flows`` (``image(x + ddf(x))``); on any other
+    grid the image is sampled at the same world points.
+
+    Args:
+        image: Tensor in shape (C, *image_grid.shape); integer label maps are sampled with ``mode="nearest"``.
+        image_grid: the image's grid.
+        ddf: Tensor in shape (3, *ddf_grid.shape), in ``ddf_grid`` voxels.
+        ddf_grid: the DDF's grid, which the result is on.
+        mode: ``"bilinear"`` for images, ``"nearest"`` for label maps.
+        padding_mode: ``"border"`` or ``"zeros"``.
+
+    Returns:
+        Tensor in shape (C, *ddf_grid.shape), the dtype of ``image`` (integer maps are rounded back).
+    """
+    _check_image(image, image_grid, "image")
+    _check_image(ddf, ddf_grid, "ddf")
+    if ddf.shape[0] != 3:
+        raise ValueError(f"ddf must have 3 channels (one per axis), got shape {tuple(ddf.shape)}.")
+    source = image if image.is_floating_point() else image.to(torch.float64)  # exact for any integer label
+    index_map = np.linalg.inv(image_grid.affine) @ ddf_grid.affine
+    out = source.new_empty((image.shape[0], *ddf_grid.shape))
+    for rows in _slabs(ddf_grid.shape):
+        points = _voxel_points(ddf_grid.shape, rows, image.device) + ddf[:, rows].to(torch.float64).movedim(0, -1)
+        out[:, rows] = sample_points(source, _apply(index_map, points), mode, padding_mode)
+    return out if image.is_floating_point() else out.round().to(image.dtype)
+
+
+def physical_displacement(ddf: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """A DDF in voxels of ``grid`` as world displacement vectors in mm (``L ddf``; NIfTI world axes, RAS+).
+
+    Args:
+        ddf: Tensor in shape (3, X, Y, Z) or (B, 3, X, Y, Z).
+
+    Returns:
+        Tensor of the same shape, in mm along the world axes.
+    """
+    if ddf.ndim not in (4, 5) or ddf.shape[-4] != 3:
+        raise ValueError(f"ddf must be (3, X, Y, Z) or (B, 3, X, Y, Z), got {tuple(ddf.shape)}.")
+    linear = torch.as_tensor(grid.affine[:3, :3], dtype=ddf.dtype, device=ddf.device)
+    return torch.einsum("ij,...jxyz->...ixyz", linear, ddf)
+
+
+def to_closest_ras(array: np.ndarray, grid: Grid, vector: bool = False) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Reorient a channel-first array on ``grid`` to the closest RAS orientation (for display), without resampling.
+
+    Args:
+        array: (C, X, Y, Z) or (X, Y, Z) on ``grid``.
+        grid: the array's grid.
+        vector: ``array`` is a (3, X, Y, Z) DDF in voxels: its components are permuted and negated with the axes.
+
+    Returns:
+        the reoriented array and the voxel sizes (mm) along its new axes.
+    """
+    orientation = nib.orientations.io_orientation(grid.affine)
+    channels = np.asarray(array)[None] if np.ndim(array) == 3 else np.asarray(array)
+    oriented = np.stack([nib.orientations.apply_orientation(channel, orientation) for channel in channels])
+    spacing = [0.0, 0.0, 0.0]
+    for axis, (new_axis, _) in enumerate(orientation):
+        spacing[int(new_axis)] = grid.spacing[axis]
+    if vector:
+        if oriented.shape[0] != 3:
+            raise ValueError(f"a DDF must have 3 components, got array of shape {np.shape(array)}.")
+        components = np.empty_like(oriented)
+        for axis, (new_axis, flip) in enumerate(orientation):
+            components[int(new_axis)] = flip * oriented[axis]
+        oriented = components
+    return (oriented[0] if np.ndim(array) == 3 else oriented), tuple(spacing)

@@ -1,0 +1,223 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Reading volumes and DDFs from NIfTI files with checks that name the file, and writing results atomically.
+
+A DDF file is a NIfTI vector image ``(X, Y, Z, 1, 3)`` with intent ``VECTOR`` (the layout ITK, ANTs and nibabel
+read as a displacement field), in **voxels of its own grid**: ``warped(x) = moving(x + ddf(x))`` with the moving
+image resampled onto that grid (see :mod:`monai_mine.registration.geometry`). ``(X, Y, Z, 3)`` files, as the
+bundles' inference writes them, are read too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from nibabel.filebasedimages import ImageFileError
+
+from monai_mine.data.atomic import atomic_output
+from monai_mine.registration.geometry import Grid
+
+__all__ = ["DDF_DESCRIPTION", "Volume", "load_ddf", "load_volume", "save_ddf", "save_volume"]
+
+DDF_DESCRIPTION = "monai-mine DDF in voxels: warped(x) = moving(x + ddf(x))"
+"""Stored in the ``descrip`` field of every DDF file written here."""
+
+
+@dataclass(eq=False)
+class Volume:
+    """A 3D image or label map with its voxel-to-world affine.
+
+    Attributes:
+        data: array in shape (X, Y, Z): float32 for images, an integer dtype for label maps.
+        affine: 4x4 voxel-to-world matrix (mm).
+        path: the file it was read from, for messages (``None`` for an array built in memory).
+        header: the NIfTI header it was read with, whose qform/sform codes outputs on its grid copy.
+        grid: its :class:`~monai_mine.registration.geometry.Grid` (shape and affine), checked on creation.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    path: str | None = None
+    header: nib.Nifti1Header | None = None
+    grid: Grid = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data = np.ascontiguousarray(self.data)  # C order, positive strides: shared with torch
+        if self.data.ndim != 3:
+            raise ValueError(f"{self.name} must be a 3D volume (X, Y, Z), got shape {self.data.shape}.")
+        if min(self.data.shape) < 2:
+            raise ValueError(
+                f"{self.name} has shape {self.data.shape}: a 3D volume needs at least 2 voxels along each axis "
+                "(is it a 2D slice?)."
+            )
+        try:
+            self.grid = Grid(self.data.shape, self.affine)
+        except ValueError as error:
+            raise ValueError(f"{self.name}: {error}") from None
+        self.affine = self.grid.affine
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path else "volume"
+
+    def tensor(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The data as a channel-first Tensor in shape (1, X, Y, Z)."""
+        return torch.as_tensor(self.data, device=device)[None]
+
+
+def _read(path: str | os.PathLike, role: str) -> tuple[nib.spatialimages.SpatialImage, Path]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{role} {path} does not exist.")
+    if not path.is_file():
+        raise ValueError(f"{role} {path} is not a file (a NIfTI .nii or .nii.gz file is expected).")
+    try:
+        image = nib.load(path)
+    except (ImageFileError, OSError, EOFError, ValueError) as error:
+        raise ValueError(f"cannot read {role} {path} as a NIfTI image: {error}") from error
+    return image, path
+
+
+def _array(image: nib.spatialimages.SpatialImage, path: Path, role: str, label: bool) -> np.ndarray:
+    if image.get_data_dtype().kind == "c":  # nibabel would drop the imaginary part without a word
+        raise ValueError(f"{role} {path} holds complex voxels; expected real values (take the magnitude first).")
+    try:
+        data = np.asanyarray(image.dataobj) if label else image.get_fdata(dtype=np.float32)
+    except (OSError, EOFError, ValueError, MemoryError) as error:  # truncated or corrupt data after a valid header
+        raise ValueError(f"cannot read the voxels of {role} {path} (truncated or corrupt file?): {error}") from error
+    return np.asarray(data)
+
+
+def load_volume(path: str | os.PathLike, role: str = "image", label: bool = False) -> Volume:
+    """Read a 3D image (float32) or label map (integers) and check it.
+
+    Trailing axes of size 1 beyond the third (e.g. ``(X, Y, Z, 1)``) are dropped.
+
+    Args:
+        path: a NIfTI file (any format nibabel reads).
+        role: what the file is, for messages (e.g. ``"fixed image"``).
+        label: read a label map: integer voxels (floating files must hold whole numbers).
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: naming the file when it cannot be read, is not 3D, has NaN/Inf voxels, a label map holds
+            fractional values, or an image is constant.
+    """
+    image, path = _read(path, role)
+    shape = tuple(image.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise ValueError(
+            f"{role} {path} has shape {tuple(image.shape)}; expected a 3D volume (X, Y, Z) "
+            "(one channel, one time point)."
+        )
+    data = _array(image, path, role, label).reshape(shape)
+    if data.dtype.kind in "fc":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise ValueError(f"{role} {path} has {int(bad.sum())} NaN or infinite voxel(s) out of {data.size}.")
+    if label:
+        if data.dtype.kind not in "iub":
+            rounded = np.round(data)
+            if not np.array_equal(rounded, data):
+                raise ValueError(f"{role} {path} is not a label map: it holds non-integer values.")
+            data = rounded.astype(np.int32)
+        elif data.dtype not in (np.uint8, np.int8, np.int16, np.int32):  # what torch samples: 32-bit otherwise
+            data = data.astype(np.int32)
+    elif float(data.max()) == float(data.min()):
+        raise ValueError(f"{role} {path} is constant (every voxel is {float(data.min())}): nothing to register.")
+    header = image.header if isinstance(image.header, nib.Nifti1Header) else None
+    try:
+        return Volume(data, image.affine, str(path), header)
+    except ValueError as error:
+        raise ValueError(f"{role} {error}") from None
+
+
+def load_ddf(path: str | os.PathLike, role: str = "DDF") -> tuple[torch.Tensor, Volume]:
+    """Read a DDF file: (X, Y, Z, 1, 3) or (X, Y, Z, 3), in voxels of its grid.
+
+    Returns:
+        the DDF as a float32 Tensor in shape (3, X, Y, Z), and a :class:`Volume` of its first component that
+        carries the grid, affine and header.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: naming the file when it cannot be read or is not a 3-vector field over a 3D grid.
+    """
+    image, path = _read(path, role)
+    shape = tuple(image.shape)
+    if len(shape) == 5 and shape[3] == 1 and shape[4] == 3:
+        layout = shape[:3]
+    elif len(shape) == 4 and shape[3] == 3:
+        layout = shape[:3]
+    else:
+        raise ValueError(
+            f"{role} {path} has shape {shape}; expected a displacement field (X, Y, Z, 1, 3) or (X, Y, Z, 3) "
+            "in voxels, as `monai-mine register` writes it."
+        )
+    data = _array(image, path, role, label=False).reshape(*layout, 3)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise ValueError(f"{role} {path} has {int(bad.sum())} NaN or infinite value(s) out of {data.size}.")
+    header = image.header if isinstance(image.header, nib.Nifti1Header) else None
+    try:
+        grid_volume = Volume(data[..., 0], image.affine, str(path), header)
+    except ValueError as error:
+        raise ValueError(f"{role} {error}") from None
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(data, -1, 0))), grid_volume
+
+
+def _nifti(data: np.ndarray, reference: Volume) -> nib.Nifti1Image:
+    """A NIfTI image on ``reference``'s grid; qform/sform codes copied from its header (sform "aligned" without)."""
+    image = nib.Nifti1Image(data, reference.affine)
+    header = reference.header
+    qform_code = int(header["qform_code"]) if header is not None else 0
+    sform_code = int(header["sform_code"]) if header is not None else 0
+    image.set_sform(reference.affine, code=sform_code if (sform_code or qform_code) else 2)
+    image.set_qform(reference.affine, code=qform_code)
+    if header is not None:
+        image.header.set_xyzt_units(*header.get_xyzt_units())
+    return image
+
+
+def _write(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_output(path) as temporary:
+        nib.save(image, temporary)
+    return path
+
+
+def save_volume(data: torch.Tensor | np.ndarray, path: str | os.PathLike, reference: Volume) -> Path:
+    """Write a (X, Y, Z) or (1, X, Y, Z) array on ``reference``'s grid (its affine and header codes), atomically.
+
+    Floating data is stored as float32, integer data keeps its dtype (64-bit integers become 32-bit).
+    """
+    array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.shape != reference.grid.shape:
+        raise ValueError(f"data for {path} must have shape {reference.grid.shape}, got {array.shape}.")
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32)
+    elif array.dtype.itemsize > 4:
+        array = array.astype(np.int32)
+    return _write(_nifti(array, reference), path)
+
+
+def save_ddf(ddf: torch.Tensor | np.ndarray, path: str | os.PathLike, reference: Volume) -> Path:
+    """Write a (3, X, Y, Z) DDF in voxels of ``reference``'s grid as an (X, Y, Z, 1, 3) VECTOR NIfTI, atomically."""
+    array = ddf.detach().cpu().numpy() if isinstance(ddf, torch.Tensor) else np.asarray(ddf)
+    if array.shape != (3, *reference.grid.shape):
+        raise ValueError(f"DDF for {path} must have shape {(3, *reference.grid.shape)}, got {array.shape}.")
+    image = _nifti(np.moveaxis(array.astype(np.float32), 0, -1)[:, :, :, None, :], reference)
+    image.header.set_intent("vector")
+    image.header["descrip"] = DDF_DESCRIPTION.encode()[:79]
+    return _write(image, path)

@@ -1,0 +1,308 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Register real images with a bundle: any size, orientation and spacing, the result on the fixed image's grid.
+
+Steps (:func:`register_volumes`):
+
+1. the working grid: the fixed image's box in the closest RAS orientation at the bundle's ``image_size``^3
+   (:func:`~monai_mine.registration.geometry.working_grid`), the grid the bundles' preprocessing
+   (``Orientationd("RAS")`` + ``Resized``) trains on;
+2. the bundle's intensity transform on each original image, then both resampled onto the working grid through
+   their world coordinates (one trilinear resampling each);
+3. the network's DDF on the working grid, optionally refined by instance optimisation;
+4. that DDF mapped to the fixed image's own voxels (:func:`~monai_mine.registration.geometry.ddf_to_grid`), and the
+   **original** moving image (and its label maps, nearest) sampled once at the world points it sends each fixed
+   voxel to.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from monai.utils import convert_to_tensor
+
+from monai_mine.flows import jacobian_determinant
+from monai_mine.metrics import jacobian_statistics
+from monai_mine.registration.bundle import BundleNetwork, load_bundle_network, load_bundle_objective
+from monai_mine.registration.geometry import (
+    Grid,
+    ddf_to_grid,
+    resample_to_grid,
+    to_closest_ras,
+    warp_to_grid,
+    working_grid,
+)
+from monai_mine.registration.instance import InstanceOptimization, instance_optimize
+from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
+
+__all__ = ["RegistrationReport", "RegistrationResult", "register_files", "register_volumes"]
+
+
+@dataclass
+class RegistrationResult:
+    """A registration in memory, everything on the fixed image's grid unless said otherwise.
+
+    Attributes:
+        ddf: Tensor in shape (3, X, Y, Z), in fixed voxels: ``warped(x) = moving(x + ddf(x))`` for the moving
+            image resampled onto the fixed grid.
+        warped: the original moving image sampled once through the DDF, Tensor in shape (1, X, Y, Z).
+        warped_labels: each moving label map warped with nearest-neighbour sampling, (1, X, Y, Z) integer.
+        working_ddf: the network's DDF, Tensor in shape (3, N, N, N) in working voxels.
+        working: the working grid.
+        runtime_s: wall time of the registration (resampling, network, instance optimisation, mapping back and
+            warping; reading and writing files excluded).
+        network_s: wall time of the network (forward pass, or instance optimisation).
+        instance: what instance optimisation did, or ``None``.
+    """
+
+    ddf: torch.Tensor
+    warped: torch.Tensor
+    warped_labels: list[torch.Tensor]
+    working_ddf: torch.Tensor
+    working: Grid
+    runtime_s: float
+    network_s: float
+    instance: InstanceOptimization | None = None
+
+
+def _scale_intensity(bundle: BundleNetwork, moving: torch.Tensor, fixed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if bundle.intensity is None:
+        return moving, fixed
+    scaled = bundle.intensity({"moving_image": moving, "fixed_image": fixed})
+    return tuple(convert_to_tensor(scaled[key], track_meta=False).float() for key in ("moving_image", "fixed_image"))
+
+
+def _clock(device: torch.device) -> float:
+    """``time.perf_counter()`` after the device's queued work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def register_volumes(
+    fixed: Volume,
+    moving: Volume,
+    bundle: BundleNetwork,
+    moving_labels: Sequence[Volume] = (),
+    instance_optimization: int = 0,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed`` with a bundle's network; see the module docstring for the steps.
+
+    Args:
+        fixed: the fixed image (any grid).
+        moving: the moving image (any grid; related to ``fixed`` by world coordinates).
+        bundle: the network, working size and intensity transform (:func:`load_bundle_network`).
+        moving_labels: label maps of the moving image (any grid; warped with nearest-neighbour sampling).
+        instance_optimization: gradient steps of the bundle's training loss on this pair (0: the network alone).
+
+    Returns:
+        the :class:`RegistrationResult`.
+    """
+    if int(instance_optimization) < 0:
+        raise ValueError(f"instance_optimization must be >= 0 steps, got {instance_optimization}.")
+    device = bundle.device
+    start = _clock(device)
+    working = working_grid(fixed.grid, bundle.image_size)
+    moving_t, fixed_t = moving.tensor(device).float(), fixed.tensor(device).float()
+    moving_scaled, fixed_scaled = _scale_intensity(bundle, moving_t, fixed_t)
+    moving_w = resample_to_grid(moving_scaled, moving.grid, working)[None]
+    fixed_w = resample_to_grid(fixed_scaled, fixed.grid, working)[None]
+    network_start = _clock(device)
+    instance = None
+    if instance_optimization:
+        objective, optimizer = load_bundle_objective(bundle)
+        network_ddf, instance = instance_optimize(
+            bundle.network, objective, optimizer, moving_w, fixed_w, int(instance_optimization)
+        )
+    else:
+        with torch.no_grad():
+            network_ddf = bundle.network(torch.cat([moving_w, fixed_w], dim=1))
+    network_s = _clock(device) - network_start
+    working_ddf = network_ddf[0].detach().float()
+    ddf = ddf_to_grid(working_ddf, working, fixed.grid)
+    warped = warp_to_grid(moving_t, moving.grid, ddf, fixed.grid)
+    warped_labels = [
+        warp_to_grid(label.tensor(device), label.grid, ddf, fixed.grid, mode="nearest") for label in moving_labels
+    ]
+    runtime_s = _clock(device) - start
+    return RegistrationResult(ddf, warped, warped_labels, working_ddf, working, runtime_s, network_s, instance)
+
+
+@dataclass
+class RegistrationReport:
+    """What :func:`register_files` wrote and measured.
+
+    Attributes:
+        out_dir: the output folder.
+        warped: ``warped.nii.gz``, the moving image on the fixed grid.
+        ddf: ``ddf.nii.gz``, (X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels, the fixed image's affine.
+        jacobian: ``jacobian.nii.gz``, the Jacobian determinant of ``x + ddf(x)``.
+        qc: ``qc.png``, the quality-control figure.
+        warped_labels: ``warped_<label name>.nii.gz`` per moving label map, in the order given.
+        runtime_s: registration wall time (see :class:`RegistrationResult`).
+        network_s: network (or instance optimisation) wall time.
+        folding_percent: share of fixed voxels with Jacobian determinant <= 0, in %.
+        sdlogj: standard deviation of the log Jacobian determinant.
+        min_det: smallest Jacobian determinant.
+        max_det: largest Jacobian determinant.
+        instance: what instance optimisation did, or ``None``.
+    """
+
+    out_dir: Path
+    warped: Path
+    ddf: Path
+    jacobian: Path
+    qc: Path
+    warped_labels: list[Path] = field(default_factory=list)
+    runtime_s: float = 0.0
+    network_s: float = 0.0
+    folding_percent: float = 0.0
+    sdlogj: float = 0.0
+    min_det: float = 0.0
+    max_det: float = 0.0
+    instance: InstanceOptimization | None = None
+
+    def summary(self) -> str:
+        """A few lines for the command line."""
+        lines = [
+            f"registered in {self.runtime_s:.2f} s (network {self.network_s:.2f} s); outputs in {self.out_dir}",
+            f"Jacobian: folding {self.folding_percent:.3f} % (det <= 0), SDlogJ {self.sdlogj:.4f}, "
+            f"det in [{self.min_det:.4f}, {self.max_det:.4f}]",
+        ]
+        if self.instance is not None:
+            lines.append(
+                f"instance optimisation: {self.instance.steps} steps, loss {self.instance.loss_before:.5f} -> "
+                f"{self.instance.loss_after:.5f} ({self.instance.seconds:.2f} s)"
+            )
+        return "\n".join(lines)
+
+
+def _label_output_name(path: str) -> str:
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"warped_{name}.nii.gz"
+
+
+def _output_paths(out_dir: Path, label_paths: Sequence[str], inputs: Sequence[str]) -> dict[str, Path]:
+    paths = {name: out_dir / f"{name}.nii.gz" for name in ("warped", "ddf", "jacobian")}
+    paths["qc"] = out_dir / "qc.png"
+    for index, label in enumerate(label_paths):
+        paths[f"label{index}"] = out_dir / _label_output_name(label)
+    names = [path.name for path in paths.values()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"moving label files would be written to the same output {repeated}: rename them.")
+    resolved_inputs = {Path(path).resolve() for path in inputs}
+    clashes = [os.fspath(path) for path in paths.values() if path.resolve() in resolved_inputs]
+    if clashes:
+        raise ValueError(f"output {clashes} would overwrite an input file: choose another --out folder.")
+    return paths
+
+
+def register_files(
+    fixed: str | os.PathLike,
+    moving: str | os.PathLike,
+    bundle: str | os.PathLike | BundleNetwork,
+    out_dir: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    moving_labels: Sequence[str | os.PathLike] = (),
+    instance_optimization: int = 0,
+    device: str | torch.device = "cpu",
+) -> RegistrationReport:
+    """Register two NIfTI files with a bundle and write the results on the fixed image's grid.
+
+    Writes into ``out_dir`` (created; each file atomically; inputs are only read): ``warped.nii.gz`` (the original
+    moving image resampled once), ``ddf.nii.gz`` ((X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels,
+    ``warped(x) = moving(x + ddf(x))`` with the moving image on the fixed grid; in mm it is ``L_F ddf`` with
+    ``L_F`` the linear part of the fixed affine, see :func:`~monai_mine.registration.geometry.physical_displacement`),
+    ``warped_<label>.nii.gz`` for each moving label map, ``jacobian.nii.gz`` and ``qc.png``. All NIfTI outputs
+    carry the fixed image's affine.
+
+    Args:
+        fixed: the fixed image file.
+        moving: the moving image file.
+        bundle: a bundle folder (e.g. ``bundles/vtn_addd``) or an already loaded :class:`BundleNetwork` (to
+            register many pairs without reloading).
+        out_dir: the output folder.
+        checkpoint: weights instead of the bundle's ``models/model.pt`` (only with a bundle folder).
+        moving_labels: label map files of the moving image.
+        instance_optimization: gradient steps of the bundle's training loss on this pair; the network's weights
+            are restored afterwards.
+        device: ``"cpu"``, ``"cuda"``, ... (only with a bundle folder; a loaded bundle keeps its device).
+
+    Returns:
+        a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
+
+    Raises:
+        FileNotFoundError: naming a missing input, bundle or checkpoint.
+        ValueError: naming the file for unreadable, non-3D or non-finite inputs, or a checkpoint that does not fit.
+    """
+    if isinstance(moving_labels, (str, os.PathLike)):
+        moving_labels = [moving_labels]
+    label_paths = [os.fspath(path) for path in moving_labels]
+    out_dir = Path(out_dir)
+    paths = _output_paths(out_dir, label_paths, [os.fspath(fixed), os.fspath(moving), *label_paths])
+    fixed_volume = load_volume(fixed, "fixed image")
+    moving_volume = load_volume(moving, "moving image")
+    labels = [load_volume(path, "moving label", label=True) for path in label_paths]
+    if isinstance(bundle, BundleNetwork):
+        if checkpoint is not None:
+            raise ValueError("checkpoint is for a bundle folder; this bundle is loaded already.")
+    else:
+        bundle = load_bundle_network(bundle, checkpoint, device)
+    result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
+
+    jacobian = jacobian_determinant(result.ddf[None])[0]
+    stats = {key: float(value[0]) for key, value in jacobian_statistics(result.ddf[None]).items()}
+    save_volume(result.warped, paths["warped"], fixed_volume)
+    save_ddf(result.ddf, paths["ddf"], fixed_volume)
+    save_volume(jacobian, paths["jacobian"], fixed_volume)
+    written_labels = [
+        save_volume(warped_label, paths[f"label{index}"], fixed_volume)
+        for index, warped_label in enumerate(result.warped_labels)
+    ]
+    _write_qc(fixed_volume, moving_volume, result, jacobian, paths["qc"])
+    return RegistrationReport(
+        out_dir=out_dir,
+        warped=paths["warped"],
+        ddf=paths["ddf"],
+        jacobian=paths["jacobian"],
+        qc=paths["qc"],
+        warped_labels=written_labels,
+        runtime_s=result.runtime_s,
+        network_s=result.network_s,
+        folding_percent=stats["folding_percent"],
+        sdlogj=stats["sdlogj"],
+        min_det=stats["min_det"],
+        max_det=stats["max_det"],
+        instance=result.instance,
+    )
+
+
+def _write_qc(fixed: Volume, moving: Volume, result: RegistrationResult, jacobian: torch.Tensor, path: Path) -> None:
+    """The QC figure on the fixed grid, shown in the closest RAS orientation with true voxel proportions."""
+    from monai_mine.visualize import qc_figure
+
+    grid = fixed.grid
+    moving_on_fixed = resample_to_grid(moving.tensor(result.ddf.device).float(), moving.grid, grid)
+    arrays = {
+        "fixed": fixed.data,
+        "moving": moving_on_fixed[0].cpu().numpy(),
+        "warped": result.warped[0].cpu().numpy(),
+        "jacobian": jacobian[0].cpu().numpy(),
+    }
+    oriented = {name: to_closest_ras(array, grid)[0] for name, array in arrays.items()}
+    ddf, spacing = to_closest_ras(result.ddf.cpu().numpy(), grid, vector=True)
+    qc_figure(
+        oriented["fixed"], oriented["moving"], oriented["warped"], ddf, oriented["jacobian"], path, spacing=spacing
+    )

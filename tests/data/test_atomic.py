@@ -1,0 +1,46 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+from monai_mine.data.atomic import atomic_output, atomic_write_text
+
+
+def test_replaces_the_target_only_on_success_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "out" / "table.csv"
+    atomic_write_text(target, "first")
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_output(target) as temporary:
+            temporary.write_text("half")
+            raise RuntimeError("killed while writing")
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["table.csv"]
+
+
+def test_keeps_the_double_suffix_of_nifti_files(tmp_path):
+    with atomic_output(tmp_path / "image.nii.gz") as temporary:
+        assert temporary.name.endswith(".nii.gz") and temporary.parent == tmp_path
+        temporary.write_bytes(b"x")
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemp_private_ones(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    path = atomic_write_text(tmp_path / "report.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask != 0o600
+
+
+def test_disk_full_keeps_the_previous_file_and_names_the_target(tmp_path):
+    target = atomic_write_text(tmp_path / "metrics.json", "old")
+    with pytest.raises(OSError, match=r"could not write .*metrics.json.*No space") as caught:
+        with atomic_output(target):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert caught.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1

@@ -1,0 +1,119 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""A tiny VTN-ADDD bundle folder, NIfTI images with labels, and a folder datastore with MONAI Label's datastore
+interface, for the MONAI Label adapter tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.transforms import LoadImaged
+
+from monai_mine.label import registration_post_transforms, registration_pre_transforms
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SIZE = 16
+"""Working grid edge of the tiny bundle (a multiple of the depth-3 VTN's stride 8)."""
+
+AFFINE = np.array([[1.5, 0, 0, -12.0], [0, 1.0, 0, 4.0], [0, 0, 2.0, 0.0], [0, 0, 0, 1]])
+"""Voxel-to-world matrix of the test images (RAS, anisotropic voxels)."""
+
+QUICK = json.loads((REPOSITORY / "configs" / "quick.json").read_text())
+
+
+def tiny_bundle(folder: Path) -> SimpleNamespace:
+    """Copy ``bundles/vtn_addd`` to ``folder`` with 4-channel networks at 16^3 (inference and training) and untrained
+    weights in ``models/model.pt``. Returns ``folder`` and ``network`` (the eager network with those weights)."""
+    shutil.copytree(
+        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
+    )
+    for name in ("inference.json", "train.json"):
+        path = folder / "configs" / name
+        config = json.loads(path.read_text())
+        config.update(network_channels=QUICK["network_channels"], image_size=SIZE)
+        path.write_text(json.dumps(config, indent=4))
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def").eval()
+    (folder / "models").mkdir()
+    torch.save(network.state_dict(), folder / "models" / "model.pt")
+    return SimpleNamespace(folder=folder, network=network)
+
+
+def write_case(folder: Path, name: str, centre: tuple[float, float, float], label: bool = True) -> dict[str, Path]:
+    """``<name>.nii.gz`` (a Gaussian blob, 20^3, AFFINE) and, when ``label``, ``labels/final/<name>.nii.gz``
+    (the blob's core as label 1)."""
+    grid = np.stack(np.meshgrid(*(np.arange(20, dtype=np.float32),) * 3, indexing="ij"))
+    squared = sum((grid[i] - centre[i]) ** 2 for i in range(3))
+    image = (100.0 * np.exp(-squared / 18.0) + 10.0).astype(np.float32)
+    paths = {"image": folder / f"{name}.nii.gz"}
+    folder.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(image, AFFINE), paths["image"])
+    if label:
+        paths["label"] = folder / "labels" / "final" / f"{name}.nii.gz"
+        paths["label"].parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image((squared < 16).astype(np.int16), AFFINE), paths["label"])
+    return paths
+
+
+class FolderDatastore:
+    """A datastore over a folder laid out as MONAI Label's local datastore (``<id>.nii.gz``,
+    ``labels/final/<id>.nii.gz``), implementing the part of ``monailabel.interfaces.datastore.Datastore`` that
+    :mod:`monai_mine.label.datastore` uses. ``info`` maps image ids to their image info."""
+
+    def __init__(self, folder: Path, info: dict[str, dict] | None = None) -> None:
+        self.folder = folder
+        self.info = info or {}
+
+    def list_images(self) -> list[str]:
+        return [path.name[: -len(".nii.gz")] for path in self.folder.glob("*.nii.gz")]
+
+    def get_image_uri(self, image_id: str) -> str:
+        path = self.folder / f"{image_id}.nii.gz"
+        return str(path) if path.is_file() else ""
+
+    def get_image_info(self, image_id: str) -> dict:
+        return dict(self.info.get(image_id, {}))
+
+    def get_labels_by_image_id(self, image_id: str) -> dict[str, str]:
+        tags = [path.parent.name for path in (self.folder / "labels").glob(f"*/{image_id}.nii.gz")]
+        return {tag: image_id for tag in tags}
+
+    def get_label_uri(self, label_id: str, label_tag: str) -> str:
+        path = self.folder / "labels" / label_tag / f"{label_id}.nii.gz"
+        return str(path) if path.is_file() else ""
+
+
+def bundle_preprocessing(folder: Path) -> list:
+    """The bundle's preprocessing as BundleInferTask builds it: bundle_root set, LoadImaged keeping meta data."""
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    transforms = list(parser.get_parsed_content("preprocessing").transforms)
+    for transform in transforms:
+        if isinstance(transform, LoadImaged):
+            transform._loader.image_only = False
+    return transforms
+
+
+def infer(bundle: SimpleNamespace, request: dict) -> dict:
+    """Pre-transforms, the network on data['image'][None] -> data['pred'], post-transforms (BasicInferTask's order)."""
+    data = dict(request)
+    for transform in registration_pre_transforms(bundle_preprocessing(bundle.folder)):
+        data = transform(data)
+    with torch.no_grad():
+        data["pred"] = bundle.network(data["image"][None].as_tensor())[0]
+    for transform in registration_post_transforms():
+        data = transform(data)
+    return data

@@ -1,0 +1,125 @@
+"""Reading inputs with errors that name the file, and writing volumes and DDFs on a reference grid."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from registration_cases import CentreOfMassNet, grid_affine, two_blobs, write_nifti
+
+from monai_mine.registration import (
+    BundleNetwork,
+    Volume,
+    load_ddf,
+    load_volume,
+    register_files,
+    save_ddf,
+    save_volume,
+)
+
+AFFINE = grid_affine((1.2, 1.0, 2.0), (0.0, 0.0, 0.0), "LPS", shape=(12, 10, 8))
+IMAGE = two_blobs((12, 10, 8), AFFINE)
+
+
+def test_reads_3d_images_and_drops_trailing_singleton_axes(tmp_path):
+    volume = load_volume(write_nifti(tmp_path / "a.nii.gz", IMAGE[..., None], AFFINE), "fixed image")
+    assert volume.data.shape == (12, 10, 8) and volume.data.dtype == np.float32
+    np.testing.assert_allclose(volume.affine, AFFINE)
+    assert volume.grid.axcodes == "LPS" and volume.grid.spacing == pytest.approx((1.2, 1.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (np.random.rand(12, 10).astype(np.float32), r"has shape \(12, 10\); expected a 3D volume"),
+        (np.random.rand(12, 10, 8, 2).astype(np.float32), r"has shape \(12, 10, 8, 2\); expected a 3D volume"),
+        (np.random.rand(12, 10, 1).astype(np.float32), r"at least 2 voxels along each axis \(is it a 2D slice\?\)"),
+        (np.full((12, 10, 8), 3.0, np.float32), r"is constant \(every voxel is 3\.0\)"),
+        (np.where(IMAGE > 0.5, np.nan, IMAGE).astype(np.float32), r"has \d+ NaN or infinite voxel"),
+    ],
+    ids=["2d", "4d", "thin", "constant", "nan"],
+)
+def test_bad_images_are_refused_naming_the_file(tmp_path, data, message):
+    path = write_nifti(tmp_path / "bad_input.nii.gz", data, np.eye(4))
+    with pytest.raises(ValueError, match=rf"moving image .*bad_input\.nii\.gz.*{message}"):
+        load_volume(path, "moving image")
+
+
+def test_missing_unreadable_and_truncated_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"fixed image .*absent\.nii\.gz does not exist"):
+        load_volume(tmp_path / "absent.nii.gz", "fixed image")
+    with pytest.raises(ValueError, match=r"fixed image .* is not a file"):
+        load_volume(tmp_path, "fixed image")
+    garbage = tmp_path / "garbage.nii.gz"
+    garbage.write_bytes(b"this is not an image" * 40)
+    with pytest.raises(ValueError, match=r"cannot read fixed image .*garbage\.nii\.gz as a NIfTI image"):
+        load_volume(garbage, "fixed image")
+    plain = tmp_path / "noise.nii"
+    plain.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match=r"cannot read fixed image .*noise\.nii as a NIfTI image"):
+        load_volume(plain, "fixed image")
+    whole = write_nifti(tmp_path / "whole.nii", IMAGE, AFFINE).read_bytes()
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(gzip.compress(whole)[:-400])
+    with pytest.raises(ValueError, match=r"cannot read the voxels of fixed image .*truncated\.nii\.gz"):
+        load_volume(truncated, "fixed image")
+
+
+def test_label_maps(tmp_path):
+    labels = np.zeros((12, 10, 8), np.float32)
+    labels[2:6, 3:7, 1:5] = 3.0
+    volume = load_volume(write_nifti(tmp_path / "seg.nii.gz", labels, AFFINE), "moving label", label=True)
+    assert volume.data.dtype == np.int32 and set(np.unique(volume.data)) == {0, 3}
+    labels[0, 0, 0] = 0.5
+    with pytest.raises(ValueError, match=r"moving label .*soft\.nii\.gz is not a label map"):
+        load_volume(write_nifti(tmp_path / "soft.nii.gz", labels, AFFINE), "moving label", label=True)
+    constant = load_volume(write_nifti(tmp_path / "empty.nii.gz", np.zeros((4, 4, 4), np.uint8), AFFINE), label=True)
+    assert constant.data.dtype == np.uint8  # an empty label map is allowed (nothing to warp but zeros)
+
+
+def test_ddf_files_round_trip_as_5d_vector_nifti(tmp_path):
+    reference = Volume(IMAGE, AFFINE)
+    ddf = torch.randn(3, 12, 10, 8)
+    path = save_ddf(ddf, tmp_path / "ddf.nii.gz", reference)
+    image = nib.load(path)
+    assert image.shape == (12, 10, 8, 1, 3) and image.header.get_intent()[0] == "vector"
+    assert b"voxels" in image.header["descrip"].tobytes()
+    np.testing.assert_allclose(image.affine, AFFINE, atol=1e-6)
+    loaded, grid_volume = load_ddf(path)
+    torch.testing.assert_close(loaded, ddf)
+    assert grid_volume.grid.same_as(reference.grid)
+    four_d = write_nifti(tmp_path / "ddf4.nii.gz", np.moveaxis(ddf.numpy(), 0, -1), AFFINE)  # bundle inference layout
+    torch.testing.assert_close(load_ddf(four_d)[0], ddf)
+    with pytest.raises(ValueError, match=r"DDF .*image\.nii\.gz has shape \(12, 10, 8\); expected a displacement"):
+        load_ddf(write_nifti(tmp_path / "image.nii.gz", IMAGE, AFFINE))
+
+
+def test_outputs_keep_the_reference_grid_and_header_codes(tmp_path):
+    source = tmp_path / "fixed.nii.gz"
+    image = nib.Nifti1Image(IMAGE, AFFINE)
+    image.set_qform(AFFINE, code=1)
+    image.set_sform(AFFINE, code=4)
+    nib.save(image, source)
+    reference = load_volume(source)
+    written = nib.load(save_volume(torch.from_numpy(IMAGE)[None].double(), tmp_path / "out.nii.gz", reference))
+    assert written.get_data_dtype() == np.float32
+    assert int(written.header["qform_code"]) == 1 and int(written.header["sform_code"]) == 4
+    np.testing.assert_allclose(written.affine, AFFINE, atol=1e-6)
+    labels = nib.load(save_volume(np.zeros((12, 10, 8), np.int64), tmp_path / "labels.nii.gz", reference))
+    assert labels.get_data_dtype() == np.int32
+    with pytest.raises(ValueError, match=r"wrong\.nii\.gz must have shape \(12, 10, 8\)"):
+        save_volume(np.zeros((4, 4, 4)), tmp_path / "wrong.nii.gz", reference)
+
+
+def test_register_files_names_the_bad_input_and_writes_nothing(tmp_path):
+    fixed = write_nifti(tmp_path / "fixed.nii.gz", IMAGE, AFFINE)
+    series = write_nifti(tmp_path / "series.nii.gz", np.stack([IMAGE, IMAGE], -1), AFFINE)
+    bundle = BundleNetwork(CentreOfMassNet(), 16)
+    with pytest.raises(ValueError, match=r"moving image .*series\.nii\.gz has shape \(12, 10, 8, 2\)"):
+        register_files(fixed, series, bundle, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match=r"moving label .*nolabel\.nii\.gz does not exist"):
+        register_files(fixed, fixed, bundle, tmp_path / "out", moving_labels=[tmp_path / "nolabel.nii.gz"])
+    assert not (tmp_path / "out").exists()

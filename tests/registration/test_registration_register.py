@@ -1,0 +1,194 @@
+"""Registering real files: a known translation in mm across different shapes, spacings and orientations is recovered
+physically; outputs sit on the fixed image's grid; inputs are never modified."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from registration_cases import (
+    REPOSITORY,
+    CentreOfMassNet,
+    ConstantNet,
+    grid_affine,
+    sha256,
+    two_blobs,
+    untrained_checkpoint,
+    world_points,
+    write_nifti,
+)
+
+from monai_mine.registration import (
+    BundleNetwork,
+    Volume,
+    load_bundle_network,
+    physical_displacement,
+    register_files,
+    register_volumes,
+)
+from monai_mine.registration.geometry import to_closest_ras
+
+SIZE = 32
+FIXED_SHAPE, FIXED_SPACING, FIXED_CENTRE = (40, 34, 30), (1.5, 1.8, 2.0), (1.0, -2.0, 0.5)
+MOVING_SHAPE, MOVING_SPACING, MOVING_CENTRE = (46, 40, 52), (1.3, 1.5, 1.2), (3.0, -1.0, 2.0)
+SHIFT = np.array([4.0, -3.0, 2.5])  # mm: the moving content is the fixed content moved by SHIFT
+HALF_VOXEL = 0.5 * min(FIXED_SPACING)
+
+
+def stored_as(data: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
+    """The same physical image stored in another axis order and direction (header orientation)."""
+    image = nib.Nifti1Image(data, affine)
+    start = nib.orientations.io_orientation(affine)
+    reoriented = image.as_reoriented(nib.orientations.ornt_transform(start, nib.orientations.axcodes2ornt(axcodes)))
+    return np.asarray(reoriented.dataobj), reoriented.affine
+
+
+def fixed_volume(axcodes: str = "RAS") -> Volume:
+    affine = grid_affine(FIXED_SPACING, FIXED_CENTRE, "RAS", shape=FIXED_SHAPE)
+    return Volume(*stored_as(two_blobs(FIXED_SHAPE, affine), affine, axcodes))
+
+
+def moving_volume(axcodes: str = "RAS") -> Volume:
+    affine = grid_affine(MOVING_SPACING, MOVING_CENTRE, "RAS", shape=MOVING_SHAPE)
+    return Volume(*stored_as(two_blobs(MOVING_SHAPE, affine, SHIFT), affine, axcodes))
+
+
+def physical_in_ras(ddf: torch.Tensor, volume: Volume) -> np.ndarray:
+    """World displacement (mm) per voxel, arranged in the closest RAS voxel order: comparable across headers."""
+    return to_closest_ras(physical_displacement(ddf.double(), volume.grid).numpy(), volume.grid)[0]
+
+
+def test_centre_of_mass_net_is_exact_on_one_grid():
+    """The stand-in network itself: a shift of 2 voxels along each axis is measured as 2 voxels."""
+    axes = torch.meshgrid(*[torch.arange(24.0)] * 3, indexing="ij")
+    image = lambda c: torch.exp(-sum((a - c) ** 2 for a in axes) / 8.0)[None, None]  # noqa: E731
+    ddf = CentreOfMassNet()(torch.cat([image(13.0), image(11.0)], dim=1))
+    np.testing.assert_allclose(ddf[0, :, 0, 0, 0].numpy(), [2.0, 2.0, 2.0], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "fixed_codes, moving_codes", [("RAS", "RAS"), ("LPS", "RAS"), ("RAS", "LPI"), ("PIR", "SAL"), ("ASL", "LPS")]
+)
+def test_known_translation_in_mm_is_recovered(fixed_codes, moving_codes):
+    fixed, moving = fixed_volume(fixed_codes), moving_volume(moving_codes)
+    assert fixed.grid.axcodes == fixed_codes and moving.grid.axcodes == moving_codes
+    result = register_volumes(fixed, moving, BundleNetwork(CentreOfMassNet(), SIZE))
+    assert result.ddf.shape == (3, *fixed.data.shape) and result.warped.shape == (1, *fixed.data.shape)
+    assert result.working.axcodes == "RAS" and result.working.shape == (SIZE,) * 3
+    displacement = physical_in_ras(result.ddf, fixed)  # (3, X, Y, Z) mm
+    error = np.linalg.norm(displacement - SHIFT[:, None, None, None], axis=0)
+    assert error.max() < HALF_VOXEL, f"physical displacement off by up to {error.max():.3f} mm"
+    # the warped moving image is the fixed image: moving sampled at world(x) + SHIFT
+    np.testing.assert_allclose(result.warped[0].numpy(), fixed.data, atol=0.03)
+    # the same physical answer whatever the headers' orientations
+    reference = register_volumes(fixed_volume(), moving_volume(), BundleNetwork(CentreOfMassNet(), SIZE))
+    np.testing.assert_allclose(displacement, physical_in_ras(reference.ddf, fixed_volume()), atol=1e-3)
+
+
+@pytest.mark.parametrize("axcodes", ["RAS", "LPS", "IRP"])
+def test_network_ddf_in_working_voxels_maps_to_mm(axcodes):
+    """A network DDF d (working voxels) is the world displacement L_W d, L_W = diag(RAS box size / SIZE)."""
+    fixed = fixed_volume(axcodes)
+    d = torch.tensor([1.5, -0.5, 2.0])
+    result = register_volumes(fixed, moving_volume(), BundleNetwork(ConstantNet(d), SIZE))
+    working_spacing = np.asarray(FIXED_SPACING) * np.asarray(FIXED_SHAPE) / SIZE  # the RAS box over SIZE voxels
+    expected = working_spacing * d.numpy()
+    displacement = physical_in_ras(result.ddf, fixed).reshape(3, -1)
+    np.testing.assert_allclose(displacement, np.repeat(expected[:, None], displacement.shape[1], 1), atol=1e-4)
+
+
+def test_register_files_writes_everything_on_the_fixed_grid(tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    fixed, moving = fixed_volume("LPS"), moving_volume("PIR")
+    fixed_path = write_nifti(inputs / "fixed.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(inputs / "moving.nii.gz", moving.data, moving.affine)
+    # labels on a third grid: two blobs thresholded, moved by SHIFT like the moving image
+    label_affine = grid_affine((1.0, 1.0, 1.0), MOVING_CENTRE, "LAS", shape=(50, 52, 48))
+    label_points = world_points((50, 52, 48), label_affine) - SHIFT
+    labels = np.zeros((50, 52, 48), dtype=np.uint8)
+    labels[np.linalg.norm(label_points - [3.0, -2.0, 4.0], axis=-1) < 8.0] = 1
+    labels[np.linalg.norm(label_points - [-9.0, 7.0, -6.0], axis=-1) < 5.0] = 2
+    label_path = write_nifti(inputs / "parcels.nii.gz", labels, label_affine)
+    hashes = {path: sha256(path) for path in (fixed_path, moving_path, label_path)}
+
+    report = register_files(
+        fixed_path, moving_path, BundleNetwork(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=[label_path]
+    )
+
+    assert {path: sha256(path) for path in hashes} == hashes  # inputs unchanged
+    assert sorted(p.name for p in inputs.iterdir()) == ["fixed.nii.gz", "moving.nii.gz", "parcels.nii.gz"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["ddf.nii.gz", "jacobian.nii.gz", "qc.png", "warped.nii.gz", "warped_parcels.nii.gz"]
+    assert report.warped_labels == [tmp_path / "out" / "warped_parcels.nii.gz"]
+    for path in (report.warped, report.ddf, report.jacobian, *report.warped_labels):
+        image = nib.load(path)
+        np.testing.assert_allclose(image.affine, fixed.affine, atol=1e-6)
+        assert image.shape[:3] == fixed.data.shape
+    ddf_image = nib.load(report.ddf)
+    assert ddf_image.shape == (*fixed.data.shape, 1, 3) and ddf_image.header.get_intent()[0] == "vector"
+    ddf = torch.from_numpy(np.moveaxis(ddf_image.get_fdata()[:, :, :, 0], -1, 0))
+    error = np.linalg.norm(physical_in_ras(ddf, fixed) - SHIFT[:, None, None, None], axis=0)
+    assert error.max() < HALF_VOXEL
+    # a translation has Jacobian determinant 1 everywhere, no folding
+    np.testing.assert_allclose(nib.load(report.jacobian).get_fdata(), 1.0, atol=1e-4)
+    assert report.folding_percent == 0.0 and report.min_det == pytest.approx(1.0, abs=1e-4)
+    # warped labels: integer, the input's labels, where the fixed content has them
+    warped_labels = nib.load(report.warped_labels[0])
+    assert warped_labels.get_data_dtype() == np.uint8
+    warped = np.asarray(warped_labels.dataobj)
+    fixed_points = world_points(fixed.data.shape, fixed.affine)
+    expected = np.zeros(fixed.data.shape, dtype=np.uint8)
+    expected[np.linalg.norm(fixed_points - [3.0, -2.0, 4.0], axis=-1) < 8.0] = 1
+    expected[np.linalg.norm(fixed_points - [-9.0, 7.0, -6.0], axis=-1) < 5.0] = 2
+    for value in (1, 2):
+        dice = (
+            2 * ((warped == value) & (expected == value)).sum() / ((warped == value).sum() + (expected == value).sum())
+        )
+        assert dice > 0.9, f"label {value}: Dice {dice:.3f}"
+    assert report.qc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.runtime_s > 0 and "folding 0.000 %" in report.summary()
+
+
+def test_real_bundle_network_end_to_end(tmp_path):
+    """vtn_addd with untrained weights from a temporary checkpoint: files, shapes and affines."""
+    fixed, moving = fixed_volume("LPS"), moving_volume()
+    fixed_path = write_nifti(tmp_path / "f.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "m.nii.gz", moving.data, moving.affine)
+    checkpoint = untrained_checkpoint("vtn_addd", tmp_path / "untrained.pt")
+    bundle = load_bundle_network(REPOSITORY / "bundles" / "vtn_addd", checkpoint, image_size=16)
+    report = register_files(fixed_path, moving_path, bundle, tmp_path / "out")
+    for path in (report.warped, report.ddf, report.jacobian):
+        image = nib.load(path)
+        np.testing.assert_allclose(image.affine, fixed.affine, atol=1e-6)
+        assert image.shape[:3] == fixed.data.shape
+    assert np.isfinite(nib.load(report.ddf).get_fdata()).all()
+    assert 0.0 <= report.folding_percent <= 100.0 and report.network_s > 0
+
+
+def test_outputs_never_overwrite_inputs(tmp_path):
+    fixed, moving = fixed_volume(), moving_volume()
+    fixed_path = write_nifti(tmp_path / "warped.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "moving.nii.gz", moving.data, moving.affine)
+    before = sha256(fixed_path)
+    with pytest.raises(ValueError, match=r"warped\.nii\.gz.*would overwrite an input"):
+        register_files(fixed_path, moving_path, BundleNetwork(CentreOfMassNet(), SIZE), tmp_path)
+    assert sha256(fixed_path) == before
+
+
+def test_label_outputs_must_have_distinct_names(tmp_path):
+    fixed, moving = fixed_volume(), moving_volume()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    paths = [
+        write_nifti(tmp_path / sub / "seg.nii.gz", np.zeros(MOVING_SHAPE, np.uint8), moving.affine)
+        for sub in ("a", "b")
+    ]
+    fixed_path = write_nifti(tmp_path / "f.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "m.nii.gz", moving.data, moving.affine)
+    with pytest.raises(ValueError, match=r"same output \['warped_seg\.nii\.gz'\]"):
+        register_files(
+            fixed_path, moving_path, BundleNetwork(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=paths
+        )
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,290 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""A table of bad inputs and faults through the command line (``monai-mine register``, ``warp``, ``jacobian`` and
+``learn2reg-*``) as typed: each ends in a one-line error naming the file (exit status 1, no traceback) or succeeds.
+Inputs are never touched and a failed command leaves no partial output."""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from robustness_runs import REPOSITORY, make_workflow, snapshot, tiny_settings
+from scipy.ndimage import gaussian_filter
+
+import monai_mine.data.atomic
+import monai_mine.registration.io
+from monai_mine.cli import main
+
+SHAPE = (16, 16, 16)
+
+
+def _volume(seed: int, shape=SHAPE) -> np.ndarray:
+    return (100.0 * gaussian_filter(np.random.default_rng(seed).random(shape), 1.5)).astype(np.float32)
+
+
+def _save(path: Path, array: np.ndarray, affine=None) -> str:
+    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A copy of vtn_addd working at 16^3 with 4 channels, and its (untrained) models/model.pt."""
+    folder = tmp_path_factory.mktemp("bundle") / "vtn_addd"
+    shutil.copytree(
+        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
+    )
+    config = folder / "configs" / "inference.json"
+    settings = json.loads(config.read_text())
+    settings.update(image_size=16, network_channels=4)
+    config.write_text(json.dumps(settings, indent=4))
+    workflow = make_workflow(folder, ("inference.json",), "infer", **tiny_settings("vtn_addd", "infer"))
+    workflow.initialize()
+    (folder / "models").mkdir()
+    torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """Good and bad input files, side by side."""
+    folder = tmp_path_factory.mktemp("inputs")
+    _save(folder / "fixed.nii.gz", _volume(1))
+    _save(folder / "moving.nii.gz", _volume(2))
+    label = np.zeros(SHAPE, np.int16)
+    label[4:12, 4:12, 4:12] = 1
+    _save(folder / "label.nii.gz", label)
+    _save(folder / "empty_label.nii.gz", np.zeros(SHAPE, np.uint8))
+    _save(folder / "label_2mm.nii.gz", label[::2, ::2, ::2], np.diag([2.0, 2.0, 2.0, 1.0]))
+    _save(folder / "nan_label.nii.gz", np.where(label > 0, np.nan, 0).astype(np.float32))
+    (folder / "corrupt.nii.gz").write_bytes(b"not an image" * 40)
+    _save(folder / "whole.nii.gz", _volume(3, (32, 32, 32)))
+    data = (folder / "whole.nii.gz").read_bytes()
+    (folder / "truncated.nii.gz").write_bytes(data[: len(data) // 2])
+    _save(folder / "slice_2d.nii.gz", _volume(4, (16, 16)))
+    _save(folder / "series_4d.nii.gz", np.stack([_volume(5), _volume(6)], axis=-1))
+    _save(folder / "complex.nii.gz", (_volume(7) + 1j * _volume(8)).astype(np.complex64))
+    nan = _volume(9)
+    nan[2, 3, 4] = np.nan
+    _save(folder / "nan.nii.gz", nan)
+    _save(folder / "constant.nii.gz", np.full(SHAPE, 3.0, np.float32))
+    _save(folder / "int8.nii.gz", (_volume(10) - 50).astype(np.int8))
+    _save(folder / "odd_fixed.nii.gz", _volume(11, (17, 19, 23)))
+    _save(folder / "aniso_moving.nii.gz", _volume(12, (40, 40, 3)), np.diag([0.5, 0.5, 10.0, 1.0]))
+    ddf = np.zeros((*SHAPE, 3), np.float32)
+    ddf[..., 0] = 1.0
+    _save(folder / "ddf.nii.gz", ddf)
+    _save(folder / "ddf_two_components.nii.gz", ddf[..., :2])
+    _save(folder / "ddf_nan.nii.gz", np.where(ddf > 0, np.nan, 0).astype(np.float32))
+    (folder / "not_a_folder").write_text("a file")
+    return folder
+
+
+@dataclass(frozen=True)
+class Command:
+    """``argv(inputs, bundle, out)`` builds the command line; ``error`` is the expected message (regex) or ``None``
+    when the command succeeds; ``fault(monkeypatch)`` injects a fault first."""
+
+    name: str
+    argv: Callable[[Path, Path, Path], list[str]]
+    error: str | None = None
+    fault: Callable | None = None
+
+
+def _register(fixed="fixed.nii.gz", moving="moving.nii.gz", *extra):
+    """``monai-mine register`` on files of the input folder (extra ``*.nii.gz`` arguments too)."""
+
+    def argv(i: Path, b: Path, o: Path) -> list[str]:
+        files = ["--fixed", str(i / fixed), "--moving", str(i / moving)]
+        return [
+            "register",
+            *files,
+            "--bundle",
+            str(b),
+            "--out",
+            str(o),
+            *[str(i / e) if ".nii" in e else e for e in extra],
+        ]
+
+    return argv
+
+
+def _disk_full(monkeypatch):
+    def save(image, path):
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(monai_mine.registration.io.nib, "save", save)
+
+
+def _read_only(monkeypatch):
+    def mkstemp(*args, dir=None, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(dir))
+
+    monkeypatch.setattr(monai_mine.data.atomic.tempfile, "mkstemp", mkstemp)
+
+
+def _tool(command: str, *names: str, flags: tuple[str, ...] = ()) -> Callable[[Path, Path, Path], list[str]]:
+    """``monai-mine COMMAND input... output`` with the inputs taken from the input folder and the output in ``out``."""
+    return lambda i, b, o: [command, *(str(i / name) for name in names[:-1]), str(o / names[-1]), *flags]
+
+
+def _l2r(command: str, name: str) -> Callable[[Path, Path, Path], list[str]]:
+    return lambda i, b, o: [command, str(i / name)]
+
+
+def _with_checkpoint(i: Path, b: Path, o: Path) -> list[str]:
+    return _register()(i, b, o) + ["--checkpoint", str(b.parent / "miregnet_model.pt")]
+
+
+REGISTER = r"monai-mine register: error: "
+WARP = r"monai-mine warp: error: "
+COMMANDS = [
+    Command("register_ok", _register("fixed.nii.gz", "moving.nii.gz", "--moving_label", "label.nii.gz")),
+    Command("register_int8_moving", _register("fixed.nii.gz", "int8.nii.gz")),
+    Command("register_odd_fixed_anisotropic_moving", _register("odd_fixed.nii.gz", "aniso_moving.nii.gz")),
+    Command("register_empty_label", _register("fixed.nii.gz", "moving.nii.gz", "--moving_label", "empty_label.nii.gz")),
+    Command(
+        "register_label_on_a_2mm_grid", _register("fixed.nii.gz", "moving.nii.gz", "--moving_label", "label_2mm.nii.gz")
+    ),
+    Command(
+        "register_corrupt",
+        _register("corrupt.nii.gz"),
+        REGISTER + r"cannot read fixed image \S*corrupt\.nii\.gz as a NIfTI",
+    ),
+    Command(
+        "register_truncated",
+        _register("fixed.nii.gz", "truncated.nii.gz"),
+        REGISTER + r"cannot read the voxels of moving image \S*truncated\.nii\.gz \(truncated or corrupt file\?\)",
+    ),
+    Command(
+        "register_2d",
+        _register("slice_2d.nii.gz"),
+        REGISTER + r"fixed image \S*slice_2d\.nii\.gz has shape \(16, 16\); expected a 3D volume",
+    ),
+    Command(
+        "register_4d",
+        _register("fixed.nii.gz", "series_4d.nii.gz"),
+        REGISTER + r"moving image \S*series_4d\.nii\.gz has shape \(16, 16, 16, 2\); expected a 3D volume",
+    ),
+    Command(
+        "register_complex",
+        _register("fixed.nii.gz", "complex.nii.gz"),
+        REGISTER + r"moving image \S*complex\.nii\.gz holds complex voxels; expected real values",
+    ),
+    Command("register_nan", _register("nan.nii.gz"), REGISTER + r"fixed image \S*nan\.nii\.gz has 1 NaN or infinite"),
+    Command(
+        "register_constant",
+        _register("fixed.nii.gz", "constant.nii.gz"),
+        REGISTER + r"moving image \S*constant\.nii\.gz is constant",
+    ),
+    Command(
+        "register_missing",
+        _register("fixed.nii.gz", "absent.nii.gz"),
+        REGISTER + r"moving image \S*absent\.nii\.gz does not exist",
+    ),
+    Command(
+        "register_nan_label",
+        _register("fixed.nii.gz", "moving.nii.gz", "--moving_label", "nan_label.nii.gz"),
+        REGISTER + r"moving label \S*nan_label\.nii\.gz has \d+ NaN",
+    ),
+    Command(
+        "register_checkpoint_of_another_bundle",
+        _with_checkpoint,
+        REGISTER + r"checkpoint \S*miregnet_model\.pt does not fit the network of bundle 'vtn_addd'",
+    ),
+    Command(
+        "register_out_below_a_file",
+        lambda i, b, o: _register()(i, b, i / "not_a_folder" / "out"),
+        REGISTER + r"\[Errno 20\] cannot write \S*not_a_folder/out/\S+ \(in folder \S+\): Not a directory",
+    ),
+    Command(
+        "register_disk_full",
+        _register(),
+        REGISTER + r"\[Errno 28\] could not write \S+\.nii\.gz: No space left on device",
+        _disk_full,
+    ),
+    Command(
+        "register_read_only_out",
+        _register(),
+        REGISTER + r"\[Errno 30\] cannot write \S+ \(in folder \S+\): Read-only file system",
+        _read_only,
+    ),
+    Command("warp_ok", _tool("warp", "label.nii.gz", "ddf.nii.gz", "w.nii.gz", flags=("--label",))),
+    Command(
+        "warp_corrupt_image",
+        _tool("warp", "corrupt.nii.gz", "ddf.nii.gz", "w.nii.gz"),
+        WARP + r"cannot read image \S*corrupt\.nii\.gz as a NIfTI image",
+    ),
+    Command(
+        "warp_ddf_with_two_components",
+        _tool("warp", "moving.nii.gz", "ddf_two_components.nii.gz", "w.nii.gz"),
+        WARP + r"DDF \S*ddf_two_components\.nii\.gz has shape \(16, 16, 16, 2\); expected a displacement field",
+    ),
+    Command(
+        "warp_ddf_with_nan",
+        _tool("warp", "moving.nii.gz", "ddf_nan.nii.gz", "w.nii.gz"),
+        WARP + r"DDF \S*ddf_nan\.nii\.gz has \d+ NaN",
+    ),
+    Command("jacobian_ok", _tool("jacobian", "ddf.nii.gz", "j.nii.gz")),
+    Command(
+        "jacobian_missing_ddf",
+        _tool("jacobian", "absent_ddf.nii.gz", "j.nii.gz"),
+        r"monai-mine jacobian: error: DDF \S*absent_ddf\.nii\.gz does not exist",
+    ),
+    Command(
+        "learn2reg_datalist_missing",
+        _l2r("learn2reg-datalist", "Task_dataset.json"),
+        r"monai-mine learn2reg-datalist: error: Learn2Reg dataset file \S*Task_dataset\.json does not exist",
+    ),
+    Command(
+        "learn2reg_datalist_binary_file",
+        _l2r("learn2reg-datalist", "fixed.nii.gz"),
+        r"monai-mine learn2reg-datalist: error: Learn2Reg dataset file \S*fixed\.nii\.gz is not valid JSON",
+    ),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[command.name for command in COMMANDS])
+def test_command(command, inputs, tiny_bundle, monkeypatch, capsys, tmp_path):
+    if (
+        command.name == "register_checkpoint_of_another_bundle"
+        and not (tiny_bundle.parent / "miregnet_model.pt").exists()
+    ):
+        workflow = make_workflow(
+            REPOSITORY / "bundles" / "miregnet", ("inference.json",), "infer", **tiny_settings("miregnet", "infer")
+        )
+        workflow.initialize()
+        torch.save(
+            workflow.parser.get_parsed_content("network_def").state_dict(), tiny_bundle.parent / "miregnet_model.pt"
+        )
+    out = tmp_path / "out"
+    before = snapshot(inputs)
+    if command.fault is not None:
+        command.fault(monkeypatch)
+    monkeypatch.setattr(sys, "argv", ["monai-mine", *command.argv(inputs, tiny_bundle, out)])
+    if command.error is None:
+        main()
+        printed = capsys.readouterr().out
+        assert printed.strip(), "the command printed no summary"
+        assert all(path.stat().st_size > 0 for path in out.rglob("*") if path.is_file())
+    else:
+        with pytest.raises(SystemExit) as raised:
+            main()
+        message = str(raised.value.code)
+        assert message.count("\n") == 0 and re.search(command.error, message), message
+        assert not out.exists() or not [path for path in out.rglob("*") if path.is_file()]  # no partial output
+    assert snapshot(inputs) == before, "an input file was modified"
