@@ -8,8 +8,8 @@ real SIGKILL), checkpoints from another bundle or version, and the MINE loss und
 Every case either stops with an error naming the file and what was expected, or recovers; outputs are written
 atomically (no partial file under a final name, no temporary file left after an error) and inputs are never touched.
 Writing and loading go through code the bundles share (``atomic_output``, ``ResumableCheckpoint``,
-``WeightsLoader``), so most faults run on a few bundles in turn; resuming a killed training, whose state differs
-per bundle (critic, training phases, reverse pass), runs on all four.
+``WeightsLoader``), so most faults run on one VTN and one MIRegNet bundle, or on the bundles in turn; resuming a
+killed training, whose state differs per bundle (critic, training phases, reverse pass), runs on all four.
 """
 
 from __future__ import annotations
@@ -97,10 +97,7 @@ def _half_torch_save(obj, path):
 DISK_FULL = OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize(
-    "name, fault",
-    [("vtn_addd", "disk_full"), ("vtn_addd_inv", "ctrl_c"), ("miregnet", "disk_full"), ("midiceregnet", "ctrl_c")],
-)
+@pytest.mark.parametrize("name, fault", [("vtn_addd", "disk_full"), ("midiceregnet", "ctrl_c")])
 def test_fault_while_saving_the_checkpoint_keeps_the_last_one_and_resumes(name, fault, dataset, run_bundle, untouched,
                                                                            monkeypatch, tmp_path):  # fmt: skip
     """The second checkpoint write fails half-way: the first checkpoint stays whole and training resumes from it."""
@@ -430,9 +427,10 @@ def test_mine_bound_learns_under_bf16():
     assert float(loss_fn.last_bound) > 0.3
 
 
-@pytest.mark.parametrize("name", ["miregnet", "midiceregnet"])
+@pytest.mark.parametrize("name", ["midiceregnet"])
 def test_mine_bundles_train_under_amp(name, dataset, run_bundle, untouched):
-    """``amp: true`` on the CPU is bfloat16 autocast: every loss term and the MINE bound stay finite."""
+    """``amp: true`` on the CPU is bfloat16 autocast: every loss term (MINE, Dice, TV) and the MINE bound stay
+    finite (MIDiceRegNet has MIRegNet's network and terms, plus the Dice term)."""
     losses = []
     runner = run_bundle(name, "train", dataset, recorder(losses, lambda e: e.state.output["loss"]), amp=True)
     assert len(losses) == 2 and all(torch.isfinite(loss) for loss in losses)  # one affine, one deformable iteration
