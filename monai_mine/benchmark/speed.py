@@ -648,7 +648,28 @@ def load_average() -> str:
         return "unknown"
 
 
-def report(rows: list[dict], command: str, started: str, load_before: str, load_after: str, seconds: float) -> str:
+def row_key(row: dict) -> tuple:
+    """What a row measures (not how often): rows with equal keys replace each other in ``--update``."""
+    keys = ("kind", "device", "network", "bundle", "method", "size", "mode", "amp", "checkpointing", "channels_last")
+    return tuple(row.get(key) for key in keys)
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old`` with each row re-measured in ``new`` replaced in place; rows new to the table appended."""
+    fresh = {row_key(row): row for row in new}
+    merged = [fresh.pop(row_key(row), row) for row in old]
+    return merged + list(fresh.values())
+
+
+def report(
+    rows: list[dict],
+    command: str,
+    started: str,
+    load_before: str,
+    load_after: str,
+    seconds: float,
+    update: str = "",
+) -> str:
     devices = sorted({row["device"] for row in rows})
     names = "; ".join(f"{device}: {device_name(torch.device(device))}" for device in devices)
     threads = sorted({row.get("torch_threads") for row in rows if row.get("torch_threads")})
@@ -656,7 +677,7 @@ def report(rows: list[dict], command: str, started: str, load_before: str, load_
     return f"""# Speed and memory
 
 - Command: `{command}`
-- Date: {started} (run took {seconds / 60:.1f} min)
+- Date: {started} (run took {seconds / 60:.1f} min){update}
 - Device: {names}
 - Software: torch {torch.__version__}, torch threads {threads}, ITK threads (ANTs, Elastix) {itk}, Python
   {platform.python_version()}
@@ -706,6 +727,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default torch's)")
     parser.add_argument("--width", type=int, default=16, help="network width (16: the papers'; smoke tests use 4)")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the CPU ablation rows")
+    parser.add_argument("--kinds", nargs="+", choices=list(WORKERS), default=list(WORKERS), help="row kinds to run")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace the re-measured rows in the existing speed.json and keep its other rows (and its command)",
+    )
     parser.add_argument("--cpu-only", action="store_true", help="skip CUDA rows even when a GPU is present")
     parser.add_argument("--out-dir", default="benchmarks/results", help="where speed.json and speed.md go")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -715,6 +742,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for size in args.sizes + [args.classical_size]:
         if size < 32 or size % 32:
             parser.error(f"sizes must be multiples of 32 (the networks' stride; VTN needs 64), got {size}")
+    if args.update and not (Path(args.out_dir) / "speed.json").is_file():
+        parser.error(f"--update needs an earlier run's {Path(args.out_dir) / 'speed.json'}; it is missing")
     args.amp = [value == "on" for value in dict.fromkeys(args.amp)]
     if args.max_batch is None:
         args.max_batch = 64 if torch.cuda.is_available() and not args.cpu_only else 2
@@ -735,8 +764,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     command = " ".join(["monai-mine bench-speed", *(argv if argv is not None else sys.argv[1:])])
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     load_before, clock = load_average(), time.perf_counter()
+    out = Path(args.out_dir)
+    previous = json.loads((out / "speed.json").read_text()) if args.update else None
     rows: list[dict] = []
     for spec in plan_rows(args):
+        if spec["kind"] not in args.kinds:
+            continue
         if spec["kind"] == "inference" and spec["network"] == "vtn_addd" and spec["size"] % 64:
             continue  # the paper-size VTN needs sizes divisible by 64
         needed = extrapolated_memory_gib(rows, spec)
@@ -749,9 +782,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             spec["bundle_root"] = find_bundle_root(spec["bundle"])  # workers run in a temporary folder
         print(f"measuring {json.dumps(spec)} ...", file=sys.stderr, flush=True)
         rows.append(run_row(spec))
-    text = report(rows, command, started, load_before, load_average(), time.perf_counter() - clock)
-    out = Path(args.out_dir)
-    atomic_write_text(out / "speed.json", json.dumps({"command": command, "date": started, "rows": rows}, indent=1))
+    seconds, load_after, update = time.perf_counter() - clock, load_average(), ""
+    if previous is not None:  # the table stays the first run's, with these rows re-measured
+        update = f"; its {', '.join(sorted({row['kind'] for row in rows}))} rows re-measured by `{command}` on {started}"
+        update += f" ({seconds / 60:.1f} min, load before {load_before}, after {load_after})"
+        rows, command, started = merge_rows(previous["rows"], rows), previous["command"], previous["date"]
+        update = previous.get("update", "") + update
+        seconds, load_before, load_after = previous["seconds"], previous["load_before"], previous["load_after"]
+    text = report(rows, command, started, load_before, load_after, seconds, update)
+    record = {"command": command, "date": started, "seconds": seconds, "load_before": load_before}
+    record |= {"load_after": load_after, "update": update, "rows": rows}
+    atomic_write_text(out / "speed.json", json.dumps(record, indent=1))
     atomic_write_text(out / "speed.md", text)
     print(markdown_table(rows))
     print(f"\nwrote {out / 'speed.md'} and {out / 'speed.json'}", file=sys.stderr)

@@ -56,6 +56,12 @@ class RegistrationTrainer(SupervisedTrainer):
     (invertibility), forward and reverse pairs run as one doubled batch. Under ``torch.distributed`` the
     objective's gradients are averaged over processes (the network's are, by DistributedDataParallel).
 
+    With ``critic_warmup_iterations`` > 0, the first iterations of the run train only the objective's own
+    parameters (the critic): the network runs without gradients and keeps its weights. A freshly initialised MINE
+    critic scores the joint and marginal samples alike, so its gradient would move the network at random; after
+    the warm-up the bound already measures the images' mutual information. Iterations count across a resume,
+    so a resumed training does not warm up again.
+
     ``engine.state.output`` holds ``image`` (B, 2, X, Y, Z), ``pred`` (the total DDF, detached), ``loss`` and
     ``loss_terms`` (each term's unweighted value); :func:`loss_and_terms` makes that loggable.
     """
@@ -77,6 +83,7 @@ class RegistrationTrainer(SupervisedTrainer):
         amp: bool = False,
         amp_dtype: str | torch.dtype | None = None,
         optim_set_to_none: bool = False,
+        critic_warmup_iterations: int = 0,
     ) -> None:
         """
         Args:
@@ -95,9 +102,21 @@ class RegistrationTrainer(SupervisedTrainer):
             amp: mixed precision: autocast (float16 + gradient scaling on CUDA, bfloat16 on CPU).
             amp_dtype: the autocast dtype, e.g. ``"bfloat16"``; default as above.
             optim_set_to_none: ``optimizer.zero_grad(set_to_none=...)``.
+            critic_warmup_iterations: first iterations that train only the objective's parameters (the critic).
+
+        Raises:
+            TypeError: when ``objective`` is not a RegistrationObjective.
+            ValueError: on a negative warm-up, or a warm-up for an objective without parameters to train.
         """
         if not isinstance(objective, RegistrationObjective):
             raise TypeError(f"objective must be a RegistrationObjective, got {type(objective).__name__}.")
+        if critic_warmup_iterations < 0:
+            raise ValueError(f"critic_warmup_iterations must be >= 0, got {critic_warmup_iterations}.")
+        if critic_warmup_iterations and not any(p.requires_grad for p in objective.parameters()):
+            raise ValueError(
+                f"critic_warmup_iterations={critic_warmup_iterations}, but the objective has no parameters to "
+                "train (no MINE critic); set it to 0."
+            )
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -117,6 +136,7 @@ class RegistrationTrainer(SupervisedTrainer):
         )
         self.amp = amp
         self.amp_dtype = amp_dtype
+        self.critic_warmup_iterations = critic_warmup_iterations
         self.scaler = torch.amp.GradScaler("cuda") if amp and self.state.device.type == "cuda" else None
         self.add_event_handler(Events.EPOCH_STARTED, self._reshuffle_pairs)
 
@@ -151,14 +171,16 @@ class RegistrationTrainer(SupervisedTrainer):
         engine.network.train()
         objective.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        critic_only = 0 < engine.state.iteration <= engine.critic_warmup_iterations
         with autocast_context(engine.state.device, engine.amp, engine.amp_dtype):
             image = batch.network_input()
-            if objective.needs_reverse:
-                pairs = torch.cat([image, batch.network_input(reverse=True)])
-                doubled = engine.inferer(pairs, engine.network, return_stages=True)
-                records, reverse_records = split_records(doubled, image.shape[0])
-            else:
-                records, reverse_records = engine.inferer(image, engine.network, return_stages=True), None
+            with torch.no_grad() if critic_only else nullcontext():
+                if objective.needs_reverse:
+                    pairs = torch.cat([image, batch.network_input(reverse=True)])
+                    doubled = engine.inferer(pairs, engine.network, return_stages=True)
+                    records, reverse_records = split_records(doubled, image.shape[0])
+                else:
+                    records, reverse_records = engine.inferer(image, engine.network, return_stages=True), None
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             outputs = RegistrationOutputs(
                 batch.moving, batch.fixed, records, batch.moving_label, batch.fixed_label, reverse_records

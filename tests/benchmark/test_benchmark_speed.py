@@ -47,6 +47,17 @@ def test_smoke_run_writes_table_json_and_report(tmp_path, capsys):
     assert "## Targets (issue 6)" in report and "**not measured**, no GPU in this run" in report
     assert "Load average" in report and "## Effect of each inference change (CPU)" in report
 
+    # --update re-measures the chosen rows and keeps the others (and the first run's command)
+    update = ["--kinds", "train", "--bundles", "miregnet", "vtn_addd", "--update", "--out-dir", str(tmp_path)]
+    merged = speed.main([*SMOKE, *update])
+    assert [speed.row_key(row) for row in merged[:4]] == [speed.row_key(row) for row in rows]
+    assert len(merged) == 5 and (merged[4]["kind"], merged[4]["bundle"]) == ("train", "vtn_addd")
+    assert not [row["error"] for row in merged if "error" in row]
+    assert merged[0] == inference and merged[2:4] == [ablation, classical] and merged[1] != train
+    stored = json.loads((tmp_path / "speed.json").read_text())
+    assert stored["command"].startswith("monai-mine bench-speed --sizes 64") and "--update" in stored["update"]
+    assert "its train rows re-measured by `monai-mine bench-speed" in (tmp_path / "speed.md").read_text()
+
 
 def test_memory_extrapolation_skips_rows_that_would_not_fit():
     measured = {"kind": "train", "device": "cpu", "bundle": "miregnet", "amp": False, "checkpointing": True}
@@ -57,10 +68,13 @@ def test_memory_extrapolation_skips_rows_that_would_not_fit():
     assert speed.extrapolated_memory_gib(rows, spec | {"device": "cuda"}) is None
 
 
-def test_bad_options_are_refused(capsys):
+def test_bad_options_are_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
         speed.main(["--sizes", "48"])
     assert "sizes must be multiples of 32" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         speed.main(["--repeats", "0"])
     assert "--repeats must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        speed.main(["--update", "--out-dir", str(tmp_path)])
+    assert "--update needs an earlier run's" in capsys.readouterr().err

@@ -119,6 +119,33 @@ def test_the_mine_critic_trains_with_the_network(tiny_vtn, random_pairs):
     assert "mine" in trainer.state.output["loss_terms"]
 
 
+@pytest.mark.parametrize("optim_set_to_none", [True, False], ids=["set_to_none", "default-zero-grad"])
+def test_critic_warmup_trains_only_the_critic_then_both(tiny_vtn, random_pairs, optim_set_to_none):
+    network = tiny_vtn("A")
+    critic = MINECritic(branch_channels=(4,), head_channels=(8,))
+    objective = RegistrationObjective([SimilarityTerm(MINELoss(critic=critic), name="mine")])
+    trainer = make_trainer(
+        network, objective, random_pairs(2), critic_warmup_iterations=2, optim_set_to_none=optim_set_to_none
+    )
+    network_before, critic_before = snapshot(network), snapshot(critic)
+    trainer.run()  # iterations 1-2: the warm-up
+    assert trainer.state.iteration == 2
+    assert not changed(network_before, network), "the network changed during the critic warm-up"
+    assert changed(critic_before, critic)
+    trainer.state.max_epochs = 2
+    trainer.run()  # iteration 3-4: a resumed run does not warm up again
+    assert trainer.state.iteration == 4
+    assert changed(network_before, network)
+
+
+def test_critic_warmup_needs_a_critic(tiny_vtn, random_pairs):
+    with pytest.raises(ValueError, match="no parameters to train"):
+        make_trainer(tiny_vtn("A"), cc_objective(), random_pairs(2), critic_warmup_iterations=3)
+    critic_objective = RegistrationObjective([SimilarityTerm(MINELoss(), name="mine")])
+    with pytest.raises(ValueError, match="critic_warmup_iterations must be >= 0"):
+        make_trainer(tiny_vtn("A"), critic_objective, random_pairs(2), critic_warmup_iterations=-1)
+
+
 def test_an_invertibility_term_runs_forward_and_reverse_pairs_as_one_doubled_batch(tiny_vtn, random_pairs):
     network = tiny_vtn("AD")
     inputs = []
