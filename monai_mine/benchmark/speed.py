@@ -784,7 +784,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         rows.append(run_row(spec))
     seconds, load_after, update = time.perf_counter() - clock, load_average(), ""
     if previous is not None:  # the table stays the first run's, with these rows re-measured
-        update = f"; its {', '.join(sorted({row['kind'] for row in rows}))} rows re-measured by `{command}` on {started}"
+        update = (
+            f"; its {', '.join(sorted({row['kind'] for row in rows}))} rows re-measured by `{command}` on {started}"
+        )
         update += f" ({seconds / 60:.1f} min, load before {load_before}, after {load_after})"
         rows, command, started = merge_rows(previous["rows"], rows), previous["command"], previous["date"]
         update = previous.get("update", "") + update

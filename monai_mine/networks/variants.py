@@ -72,6 +72,7 @@ def build_miregnet(
     deform_strides: Sequence[int] = (2, 2, 2, 2),
     norm: str = "instance",
     checkpointing: bool = False,
+    affine_pooling: str = "mean",
 ) -> RegistrationCascade:
     """MIRegNet / MIDiceRegNet: an STN-style AffineNet followed by a U-Net DeformNet (the two differ only in loss).
 
@@ -82,10 +83,17 @@ def build_miregnet(
         deform_strides: U-Net strides between levels.
         norm: normalisation in both networks (the paper: instance normalisation).
         checkpointing: activation checkpointing in both networks while training (less memory, same gradients).
+        affine_pooling: the AffineNet's pooling, ``"mean"`` or ``"moments"`` (position-aware; see AffineNet).
     """
     return RegistrationCascade(
         [
-            AffineNet(channels=affine_channels, strides=affine_strides, norm=norm, checkpointing=checkpointing),
+            AffineNet(
+                channels=affine_channels,
+                strides=affine_strides,
+                norm=norm,
+                checkpointing=checkpointing,
+                pooling=affine_pooling,
+            ),
             UNetDeformNet(channels=deform_channels, strides=deform_strides, norm=norm, checkpointing=checkpointing),
         ]
     )

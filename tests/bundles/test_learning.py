@@ -4,9 +4,16 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Learning works: brief trainings raise the mean Dice on held-out demo pairs clearly above the identity's.
 
-Measured on this project's CI-like machine (2 cores): VTN-ADDD with its default demo settings goes from mean
-Dice 0.688 (identity) to 0.738 on the 4 test pairs in 135 s; the test asserts half of that gain, so it stays
-robust to seeds and thread scheduling.
+Measured on this project's CI-like machine (2 cores), on the 4 test pairs:
+
+- VTN-ADDD with its default demo settings (mono pairs, 64^3): mean Dice 0.688 (identity) -> 0.738 in 135 s.
+- MIRegNet's AffineNet phase on the contrast pairs at 32^3, with the position-aware AffineNet
+  (``affine_pooling`` ``"moments"``), VTN's orthogonality + determinant terms at 0.1 against MI's preference for
+  volume changes, and a 40-iteration critic warm-up: 0.433 -> 0.535 and 0.592 in two runs of 60 epochs
+  (720 iterations, 81 s). With the bundle's default mean pooling the AffineNet learns one transform for all
+  pairs and does not beat the identity.
+
+Each test asserts less than half of the measured gain, so it stays robust to seeds and thread scheduling.
 """
 
 from __future__ import annotations
@@ -23,6 +30,22 @@ BRIEF_TRAININGS = [
         {"network_channels": 8, "network_depth": 3, "max_epochs": 20, "val_interval": 5, "learning_rate": 0.001},
         0.025,
         id="vtn_addd-mono",
+    ),
+    pytest.param(
+        "miregnet",
+        {
+            "image_size": 32,
+            "network_def#affine_strides": [2, 2, 2, 1, 2, 1, 1, 1],  # total stride 16: 2^3 voxels at 32^3
+            "affine_pooling": "moments",
+            "affine_regularization": 0.1,
+            "critic_warmup_iterations": 40,
+            "affine_epochs": 60,
+            "max_epochs": 60,
+            "train#handlers#0#phases": [{"train": [0], "epochs": 60}],  # the AffineNet phase alone
+            "val_interval": 10,
+        },
+        0.04,
+        id="miregnet-contrast",
     ),
 ]
 

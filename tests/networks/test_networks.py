@@ -216,6 +216,38 @@ def test_affine_net_rejects_mismatched_channels_and_strides():
         AffineNet(channels=(), strides=())
 
 
+def test_affine_net_moments_pooling_sees_where_features_are():
+    """Mean pooling cannot tell a feature map from its mirror image; moment pooling can (first moments flip)."""
+    features = torch.rand(1, 3, 4, 5, 6)
+    mirrored = features.flip(2)
+    mean_net = AffineNet(channels=(3,), strides=(1,))
+    moments_net = AffineNet(channels=(3,), strides=(1,), pooling="moments")
+    assert moments_net.head.in_features == 4 * mean_net.head.in_features == 12
+    torch.testing.assert_close(mean_net._pool(features), mean_net._pool(mirrored))
+    pooled, pooled_mirror = moments_net._pool(features), moments_net._pool(mirrored)
+    torch.testing.assert_close(pooled[:, :3], pooled_mirror[:, :3])  # the means
+    torch.testing.assert_close(pooled[:, 3:6], -pooled_mirror[:, 3:6])  # first moments along the mirrored axis
+    torch.testing.assert_close(pooled[:, 6:], pooled_mirror[:, 6:])
+    u = torch.linspace(-1, 1, 4)  # centred coordinates in [-1, 1]
+    expected = (features * u[:, None, None]).mean(dim=(2, 3, 4))
+    torch.testing.assert_close(pooled[:, 3:6], expected)
+    assert moments_net._pool(torch.rand(1, 3, 2, 1, 2))[:, 6:9].abs().max() == 0  # a 1-voxel axis has no moment
+
+
+def test_affine_net_moments_pooling_traces_for_other_sizes():
+    net = AffineNet(channels=(4, 4), strides=(2, 2), pooling="moments").eval()
+    with torch.no_grad():
+        net.head.weight.normal_()
+        traced = torch.jit.trace(net, torch.rand(1, 2, 16, 16, 16), check_trace=False)
+        other = torch.rand(1, 2, 24, 16, 32)
+        torch.testing.assert_close(traced(other), net(other))
+
+
+def test_affine_net_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        AffineNet(pooling="max")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # VTN dense subnetwork and U-Net DeformNet
 # ---------------------------------------------------------------------------------------------------------------
