@@ -68,10 +68,14 @@ def test_image_size_must_fit_the_network_stride(tmp_path):
         load_bundle_network(VTN, weights, image_size=36)
 
 
+# train.json's loss terms; the affine ones weigh affine_regularization (0 by default)
+MIREGNET_TERMS = ["mine", "tv", "orthogonality", "determinant"]
+
+
 def test_objective_is_the_bundles_loss_with_its_trained_critic(tmp_path):
     bundle = load_bundle_network(MIREGNET, untrained_checkpoint("miregnet", tmp_path / "weights.pt"))
     objective, optimizer = load_bundle_objective(bundle)
-    assert [term.name for term in objective.terms] == ["mine", "tv"]
+    assert [term.name for term in objective.terms] == MIREGNET_TERMS
     mine = objective.terms[0].loss
     assert isinstance(mine, MINELoss)
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -93,6 +97,6 @@ def test_label_terms_are_dropped_for_a_pair_without_fixed_labels(tmp_path):
     weights = untrained_checkpoint("midiceregnet", tmp_path / "weights.pt")
     bundle = load_bundle_network(REPOSITORY / "bundles" / "midiceregnet", weights)
     objective, _ = load_bundle_objective(bundle)
-    assert [term.name for term in objective.terms] == ["mine", "tv"] and not objective.needs_labels
+    assert [term.name for term in objective.terms] == MIREGNET_TERMS and not objective.needs_labels
     with pytest.raises(ValueError, match="has no folder"):
         load_bundle_objective(BundleNetwork(bundle.network, 64))
