@@ -83,9 +83,6 @@ class CheckFinited(_Check):
         ValueError: naming the file and the number of NaN and infinite voxels.
     """
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
@@ -109,9 +106,6 @@ class CheckNonConstantd(_Check):
     Raises:
         ValueError: naming the file and its single value.
     """
-
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -214,9 +208,6 @@ class CheckNonEmptyLabeld(_Check):
     Raises:
         ValueError: naming the file of the empty label map.
     """
-
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from monai_mine.data.atomic import atomic_write_text
-from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, parse_learn2reg_name, read_learn2reg_task
+from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, parse_learn2reg_name
 from monai_mine.flows import warp
-from monai_mine.learn2reg.export import SPLITS, image_grid
+from monai_mine.learn2reg.export import image_grid, split_pairs
 from monai_mine.metrics import (
     dice_per_label,
     hausdorff_distance_per_label,
@@ -173,12 +173,7 @@ def evaluate_learn2reg(
         ValueError: an unknown split or a split without pairs.
         FileNotFoundError: naming every missing displacement file (checked before any is read).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
-    task = read_learn2reg_task(dataset)
-    pairs = task.pairs[split]
-    if not pairs:
-        raise ValueError(f"Learn2Reg dataset {task.path} lists no {split} pairs.")
+    task, pairs = split_pairs(dataset, split)
     files = [Path(displacement_dir) / f"{displacement_name(fixed, moving)}.nii.gz" for fixed, moving in pairs]
     missing = [str(path) for path in files if not path.is_file()]
     if missing:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from nibabel.filebasedimages import ImageFileError
 
-from monai_mine.data.learn2reg import displacement_name, read_learn2reg_task
+from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, read_learn2reg_task
 from monai_mine.data.nifti import save_nifti
 from monai_mine.registration.geometry import Grid, ddf_to_grid
 from monai_mine.registration.io import load_ddf
@@ -44,6 +44,21 @@ DEFAULT_PATTERN = "{moving}_to_{fixed}_ddf.nii.gz"
 """DDF file names as the bundles' inference writes them (``{fixed}``/``{moving}``: file names without ``.nii.gz``)."""
 
 SPLITS = ("validation", "test", "training")
+
+
+def split_pairs(dataset, split: str) -> tuple[Learn2RegTask, list[tuple[str, str]]]:
+    """The Learn2Reg task of ``dataset`` and the (fixed, moving) pairs of its ``split``.
+
+    Raises:
+        ValueError: an unknown split or a split without pairs.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
+    task = read_learn2reg_task(dataset)
+    pairs = task.pairs[split]
+    if not pairs:
+        raise ValueError(f"Learn2Reg dataset {task.path} lists no {split} pairs.")
+    return task, pairs
 
 
 def image_grid(path: str | os.PathLike, role: str) -> Grid:
@@ -144,12 +159,7 @@ def export_learn2reg(
         ValueError: an unknown split or a split without pairs.
         FileNotFoundError: naming every missing DDF.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
-    task = read_learn2reg_task(dataset)
-    pairs = task.pairs[split]
-    if not pairs:
-        raise ValueError(f"Learn2Reg dataset {task.path} lists no {split} pairs.")
+    task, pairs = split_pairs(dataset, split)
     sources = [Path(ddf_dir) / pattern.format(fixed=_stem(fixed), moving=_stem(moving)) for fixed, moving in pairs]
     missing = [str(path) for path in sources if not path.is_file()]
     if missing:
