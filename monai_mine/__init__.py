@@ -11,9 +11,8 @@ plugins: bundle configs name them in ``_target_`` after ``"imports": ["$import m
 
 from __future__ import annotations
 
-from monai_mine import data, engines, flows, losses, metrics, networks
-from monai_mine.bundle_paths import find_bundle_root
+from monai_mine import bundle, data, engines, flows, losses, metrics, networks
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "engines", "find_bundle_root", "flows", "losses", "metrics", "networks", "__version__"]
+__all__ = ["bundle", "data", "engines", "flows", "losses", "metrics", "networks", "__version__"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import fire
 
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL
+
 __all__ = [
     "bench_speed",
     "benchmark",
@@ -42,8 +44,8 @@ def demo(out_dir: str = "monai_mine_demo", size: int = 32, steps: int = 100, see
     Returns:
         a one-line summary (Dice before/after, folding, time).
     """
-    from monai_mine.data import save_nifti
     from monai_mine.demo import register_synthetic_pair
+    from monai_mine.io import save_nifti
 
     result, tensors = register_synthetic_pair(size=size, steps=steps, seed=seed)
     folder = Path(out_dir)
@@ -75,9 +77,9 @@ def learn2reg_datalist(dataset: str, out: str = "", training: str = "auto") -> s
     """
     import json
 
-    from monai_mine.data.atomic import atomic_write_text
     from monai_mine.data.learn2reg import learn2reg_datalist as to_datalist
     from monai_mine.data.learn2reg import read_learn2reg_task
+    from monai_mine.io.atomic import atomic_write_text
 
     with _user_errors("learn2reg-datalist"):
         task = read_learn2reg_task(dataset)
@@ -85,8 +87,8 @@ def learn2reg_datalist(dataset: str, out: str = "", training: str = "auto") -> s
         if out:
             atomic_write_text(out, json.dumps(datalist, indent=2) + "\n")
     splits = ", ".join(f"{split} {len(items)}" for split, items in datalist.items())
-    pairs = [item for items in datalist.values() for item in items if "fixed_image" in item]
-    with_labels = sum("fixed_label" in item for item in pairs)
+    pairs = [item for items in datalist.values() for item in items if FIXED_IMAGE in item]
+    with_labels = sum(FIXED_LABEL in item for item in pairs)
     with_keypoints = sum("fixed_landmarks" in item for item in pairs)
     return (
         f"{task.name} ({task.pairings or 'pairing not stated'}, modalities {task.modalities}, shape {task.shape}): "
@@ -227,6 +229,24 @@ def register(
     return report.summary()
 
 
+def export(bundle: str, out: str | None = None, checkpoint: str | None = None) -> str:
+    """Export a trained bundle network as TorchScript (traced) with its metadata, inference config and model record.
+
+    Args:
+        bundle: the bundle folder, e.g. bundles/vtn_addd.
+        out: the archive to write (default <bundle>/models/model.ts).
+        checkpoint: weights instead of the bundle's models/model.pt.
+
+    Returns:
+        the archive's path.
+    """
+    from monai_mine.bundle import export_torchscript
+
+    with _user_errors("export"):
+        path = export_torchscript(str(bundle), None if out is None else str(out), checkpoint)
+    return f"exported {path}"
+
+
 def warp(image: str, ddf: str, out: str, label: bool = False, device: str = "cpu") -> str:
     """Apply a saved DDF (as `register` writes it) to another image or label map; the result is on the DDF's grid.
 
@@ -307,7 +327,7 @@ def benchmark(
     """
     import logging
 
-    from monai_mine.benchmark.report import markdown_table
+    from monai_mine.benchmark.report import track_table
     from monai_mine.benchmark.runner import run_benchmark
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -325,7 +345,7 @@ def benchmark(
             training_pairs=training_pairs,
             image_size=image_size,
         )
-    tables = [f"track {track}\n{markdown_table(content['summary'], track)}" for track in content["summary"]]
+    tables = [f"track {track}\n{track_table(content['summary'], track)}" for track in content["summary"]]
     return "\n".join(tables) + f"\nresults in {Path(out_dir).resolve()}"
 
 
@@ -340,6 +360,7 @@ def main() -> None:
             "bench-speed": bench_speed,
             "benchmark": benchmark,
             "demo": demo,
+            "export": export,
             "version": version,
             "learn2reg-datalist": learn2reg_datalist,
             "learn2reg-export": learn2reg_export,

@@ -15,6 +15,7 @@ from monai.networks.utils import one_hot
 
 from monai_mine.data import synthetic_pair
 from monai_mine.flows import jacobian_determinant, warp
+from monai_mine.keys import FIXED_LABEL, MOVING_LABEL
 from monai_mine.losses import CorrelationCoefficientLoss, DeterminantLoss, OrthogonalityLoss, TotalVariationLoss
 from monai_mine.networks import RegistrationCascade, StageRecord, build_vtn
 
@@ -110,8 +111,8 @@ def register_synthetic_pair(
         "moving": pair.moving,
         "warped": warp(pair.moving, ddf),
         "ddf": ddf,
-        "fixed_label": pair.fixed_label,
-        "moving_label": pair.moving_label,
+        FIXED_LABEL: pair.fixed_label,
+        MOVING_LABEL: pair.moving_label,
         "warped_label": warped_label,
     }
     return result, tensors

@@ -4,7 +4,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Flow operations on dense displacement fields (DDFs): pure, batched, 3D tensor functions.
 
-Conventions (``DESIGN.md`` section 2):
+Conventions (``docs/design.md`` section 2):
 
 - images are ``(B, C, X, Y, Z)``; a DDF is ``(B, 3, X, Y, Z)`` in **voxel units**, channel ``i`` displacing
   spatial axis ``i``;

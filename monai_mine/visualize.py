@@ -27,7 +27,7 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from monai_mine.data.atomic import atomic_output
+from monai_mine.io.atomic import atomic_output
 
 __all__ = [
     "VIEWS",

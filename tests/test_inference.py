@@ -55,6 +55,17 @@ def test_fast_float32_ddf_equals_eager(name):
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
+def test_without_channels_last_the_ddf_is_the_networks_exactly(name):
+    """What ``register`` runs: the DDF of ``network(image)`` under ``no_grad`` (the evaluator's), bit for bit."""
+    net = network(name)
+    image = smooth_pair(batch=2)
+    with torch.no_grad():
+        expected = net(image)
+    ddf = FastRegistration(net, channels_last=False, cudnn_benchmark=False)(image)
+    torch.testing.assert_close(ddf, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
 def test_fast_bfloat16_ddf_is_finite_float32_and_close(name):
     net = network(name)
     image = smooth_pair()

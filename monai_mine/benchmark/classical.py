@@ -5,9 +5,9 @@
 """Classical baselines, ANTs (``antspyx``) and Elastix (``itk-elastix``), returning a dense DDF in voxels.
 
 Both take numpy (X, Y, Z) images on one grid and return the DDF ``u`` (3, X, Y, Z), float32, in voxels, with the
-project's convention ``warped(x) = moving(x + u(x))`` (DESIGN.md). Images are handed to ITK with the identity
-direction, zero origin and the given spacing, and with ITK's index axes equal to the array's axes, so the
-physical (ITK) point of voxel ``i`` is ``spacing * i`` and no LPS/RAS flip is involved. Both toolkits return the
+project's convention ``warped(x) = moving(x + u(x))`` (``docs/design.md`` section 2). Images are handed to ITK with
+the identity direction, zero origin and the given spacing, and with ITK's index axes equal to the array's axes, so
+the physical (ITK) point of voxel ``i`` is ``spacing * i`` and no LPS/RAS flip is involved. Both toolkits return the
 map from fixed to moving physical points, ``T(p) = p + d(p)``: the DDF is ``d / spacing`` per axis.
 
 Threads: ITK's global default, which is the number of CPU cores (:func:`itk_threads`), in both toolkits.

@@ -28,7 +28,7 @@ import numpy as np
 
 from monai_mine.benchmark.classical import ants_syn, elastix_affine_bspline
 from monai_mine.benchmark.pairs import BenchmarkPair
-from monai_mine.data.nifti import save_nifti
+from monai_mine.io.nifti import save_nifti
 
 __all__ = [
     "BUNDLE_METHODS",
@@ -104,16 +104,17 @@ class BundleMethod:
             bundle_dir: the bundle's folder, e.g. ``bundles/vtn_addd``.
             checkpoint: its weights (``model.pt`` or a training ``checkpoint.pt``).
             work_dir: folder for each pair's NIfTI inputs and the registration's outputs.
-            image_size: working grid edge; default the bundle's ``image_size`` (64).
+            image_size: working grid edge; default the one the weights were trained at (their model record).
             device: where the network runs.
 
         Raises:
             FileNotFoundError: when the bundle or checkpoint does not exist.
-            ValueError: when the checkpoint does not fit the bundle's network.
+            ValueError: when the checkpoint does not fit the bundle's network, or ``image_size`` contradicts its record.
         """
-        from monai_mine.registration import load_bundle_network
+        from monai_mine.bundle import load_trained_model
 
-        self.bundle = load_bundle_network(bundle_dir, checkpoint, device, image_size)
+        overrides = {} if image_size is None else {"image_size": int(image_size)}
+        self.bundle = load_trained_model(bundle_dir, checkpoint, overrides=overrides, device=device)
         self.work_dir = Path(work_dir)
 
     def __call__(self, pair: BenchmarkPair) -> MethodRun:

@@ -4,7 +4,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Benchmark pairs: the template (fixed) and a copy under a known random transform (moving), deterministic by seed.
 
-The generating displacement ``g`` (voxels, DESIGN.md convention) is a random affine map composed with a smooth
+The generating displacement ``g`` (voxels, ``docs/design.md`` section 2) is a random affine map composed with a smooth
 random deformation, and ``moving = warp(source, g)``, ``moving_label = warp(labels, g, nearest)``, where the
 source is the T1 template (track ``"mono"``) or its T2-like rendering (track ``"multimodal"``: CSF bright, GM mid,
 WM dark). The fixed image is always the T1 template with its labels.
@@ -13,9 +13,10 @@ A registration method must return ``u`` with ``warp(moving, u) == fixed``, i.e. 
 ``x + g(x)``: the pair keeps that inverse as its ground truth (:func:`invert_ddf`), and :attr:`BenchmarkPair.
 displacement` keeps ``g`` itself.
 
-- affine: ``A = R S`` about the grid centre ``c = (N - 1) / 2`` (DESIGN.md), rotations about each axis uniform in
-  ``[-max_rotation_deg, max_rotation_deg]``, scale factors uniform in ``[1 - max_scaling, 1 + max_scaling]`` per
-  axis, translation uniform in ``[-max_translation, max_translation]`` voxels per axis;
+- affine: ``A = R S`` about the grid centre ``c = (N - 1) / 2`` (``docs/design.md`` section 2), rotations about
+  each axis uniform in ``[-max_rotation_deg, max_rotation_deg]``, scale factors uniform in
+  ``[1 - max_scaling, 1 + max_scaling]`` per axis, translation uniform in
+  ``[-max_translation, max_translation]`` voxels per axis;
 - deformation: random vectors of norm at most ``max_deformation`` voxels (uniform in the ball) on a coarse
   ``control_points``^3 grid, evaluated everywhere as a cubic B-spline with those vectors as coefficients (C2
   smooth; a B-spline value is a convex combination of coefficients, so its norm stays within the bound).

@@ -5,7 +5,7 @@
 """Benchmark outputs: summary statistics, the Markdown table, the JSON file and the PNG figures.
 
 - :func:`summarize`: mean, standard deviation (ddof 0), median, min and max of every score per track and method;
-- :func:`markdown_table`: one table per track, ``mean (std)`` over the pairs;
+- :func:`track_table`: one Markdown table per track, ``mean (std)`` over the pairs;
 - :func:`write_box_plots`: per track, one panel per metric with a box per method;
 - :func:`write_pair_figure`: one pair, an axial slice: the fixed and moving images, the ground-truth deformation,
   and per method the warped image, its difference from the fixed image, a checkerboard, the deformation grid, the
@@ -23,15 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monai_mine.benchmark.markdown import markdown_table
 from monai_mine.benchmark.pairs import BenchmarkPair
-from monai_mine.data.atomic import atomic_write_text
 from monai_mine.flows import jacobian_determinant, warp
+from monai_mine.io.atomic import atomic_write_text
 
 __all__ = [
     "BOX_PLOT_METRICS",
     "TABLE_COLUMNS",
-    "markdown_table",
     "summarize",
+    "track_table",
     "write_box_plots",
     "write_json",
     "write_pair_figure",
@@ -119,7 +120,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def markdown_table(summary: Mapping, track: str) -> str:
+def track_table(summary: Mapping, track: str) -> str:
     """The Markdown table of one track: a row per method, ``mean (std)`` over the pairs per column.
 
     Raises:
@@ -127,19 +128,18 @@ def markdown_table(summary: Mapping, track: str) -> str:
     """
     if track not in summary:
         raise KeyError(f"no results for track {track!r}; tracks present: {sorted(summary)}.")
-    header = "| method | pairs | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
-    lines = [header, "|" + "---|" * (len(TABLE_COLUMNS) + 2)]
+    rows = []
     for method, stats in summary[track].items():
         pairs = max((entry["n"] for entry in stats.values()), default=0)
-        cells = []
+        cells = [method, str(pairs)]
         for key, _, decimals in TABLE_COLUMNS:
             entry = stats.get(key)
             if entry is None or not entry["n"]:
                 cells.append("-")
             else:
                 cells.append(f"{entry['mean']:.{decimals}f} ({entry['std']:.{decimals}f})")
-        lines.append(f"| {method} | {pairs} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return markdown_table(["method", "pairs", *(title for _, title, _ in TABLE_COLUMNS)], rows) + "\n"
 
 
 def write_json(path: str | os.PathLike, content: Mapping) -> Path:

@@ -38,11 +38,11 @@ from monai_mine.benchmark.methods import (
     classical_method,
 )
 from monai_mine.benchmark.pairs import TRACKS, make_pair, pair_seed
-from monai_mine.benchmark.report import markdown_table, summarize, write_box_plots, write_json, write_pair_figure
+from monai_mine.benchmark.report import summarize, track_table, write_box_plots, write_json, write_pair_figure
 from monai_mine.benchmark.template import build_template
 from monai_mine.benchmark.training import train_bundle, write_training_datalist
-from monai_mine.bundle_paths import find_bundle_root
-from monai_mine.data.atomic import atomic_write_text
+from monai_mine.bundle import shipped_bundle_dir
+from monai_mine.io.atomic import atomic_write_text
 
 __all__ = ["GROUND_TRUTH", "parse_checkpoints", "parse_names", "run_benchmark"]
 
@@ -150,7 +150,7 @@ def _write_markdown(out_dir: Path, summary: Mapping, settings: Mapping, training
                 )
         lines.append("")
     for track in summary:
-        lines += [f"## Track {track}", "", markdown_table(summary, track)]
+        lines += [f"## Track {track}", "", track_table(summary, track)]
     return atomic_write_text(out_dir / "results.md", "\n".join(lines))
 
 
@@ -249,7 +249,7 @@ def run_benchmark(
             else:
                 logger.info(f"training {key} for {train_minutes} min")
                 folder = work / "training" / track / bundle
-                result = train_bundle(find_bundle_root(bundle), datalist, folder, train_minutes, seed, image_size)
+                result = train_bundle(shipped_bundle_dir(bundle), datalist, folder, train_minutes, seed, image_size)
                 checkpoint = result.checkpoint
                 training[key] = {
                     "minutes": float(train_minutes),
@@ -260,7 +260,7 @@ def run_benchmark(
                     "validation_pairs": int(validation_pairs),
                     "image_size": int(image_size),
                 }
-            runners[bundle] = BundleMethod(find_bundle_root(bundle), checkpoint, work / "pairs", image_size)
+            runners[bundle] = BundleMethod(shipped_bundle_dir(bundle), checkpoint, work / "pairs", image_size)
             save_progress()
 
         for index in range(int(pairs)):

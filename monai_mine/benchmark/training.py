@@ -27,9 +27,10 @@ from ignite.engine import Engine, Events
 
 from monai_mine.benchmark.pairs import deform_template, pair_seed
 from monai_mine.benchmark.template import BrainTemplate
-from monai_mine.data.atomic import atomic_write_text
-from monai_mine.data.nifti import save_nifti
 from monai_mine.engines.stage_schedule import StageSchedule
+from monai_mine.io.atomic import atomic_write_text
+from monai_mine.io.nifti import save_nifti
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
 
 __all__ = ["TimeBudget", "TrainingResult", "train_bundle", "write_training_datalist"]
 
@@ -92,10 +93,10 @@ def write_training_datalist(
             save_nifti(moving_label, folder / f"{name}_moving_label.nii.gz", template.affine)
             items.append(
                 {
-                    "fixed_image": "fixed_image.nii.gz",
-                    "moving_image": f"{name}_moving_image.nii.gz",
-                    "fixed_label": "fixed_label.nii.gz",
-                    "moving_label": f"{name}_moving_label.nii.gz",
+                    FIXED_IMAGE: "fixed_image.nii.gz",
+                    MOVING_IMAGE: f"{name}_moving_image.nii.gz",
+                    FIXED_LABEL: "fixed_label.nii.gz",
+                    MOVING_LABEL: f"{name}_moving_label.nii.gz",
                 }
             )
         datalist[split] = items
@@ -242,7 +243,7 @@ def train_bundle(
         "val_interval": 1,
         "checkpoint_interval": _OPEN_ENDED_EPOCHS,
     }
-    phased = "affine_epochs" in json.loads(config.read_text())
+    phased = "stage_schedule" in json.loads(config.read_text())
     if phased:
         overrides.update(affine_epochs=_OPEN_ENDED_EPOCHS, deform_epochs=_OPEN_ENDED_EPOCHS)
     else:
@@ -256,12 +257,11 @@ def train_bundle(
         **overrides,
     )
     workflow.initialize()
-    handlers = workflow.parser.get_parsed_content("train#handlers")
-    schedules = [handler for handler in handlers if isinstance(handler, StageSchedule)]
-    budget = TimeBudget(60.0 * float(minutes), schedules[0] if schedules else None)
+    schedule = workflow.parser.get_parsed_content("stage_schedule") if phased else None
+    budget = TimeBudget(60.0 * float(minutes), schedule)
     budget.attach(workflow.trainer)
     workflow.run()
     workflow.finalize()
-    epochs = [phase["epochs"] for phase in schedules[0].phases] if schedules else [workflow.trainer.state.epoch]
+    epochs = [phase["epochs"] for phase in schedule.phases] if schedule else [workflow.trainer.state.epoch]
     iterations = int(workflow.trainer.state.iteration)
     return TrainingResult(out_dir / "models" / "model.pt", epochs, iterations, budget.elapsed)

@@ -4,7 +4,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Registration datalists: a JSON file of splits, each a list of image pairs or of single images.
 
-The format (DESIGN.md section 6)::
+The format (``docs/design.md`` section 6)::
 
     {
         "training": [
@@ -33,20 +33,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from monai_mine.keys import IMAGE_KEYS, LABEL_KEYS
+
 __all__ = [
-    "LABEL_KEYS",
     "PAIRED_KEYS",
-    "REQUIRED_PAIRED_KEYS",
     "UNPAIRED_KEYS",
     "is_unpaired",
     "load_registration_datalist",
     "load_unpaired_images",
 ]
 
-REQUIRED_PAIRED_KEYS = ("fixed_image", "moving_image")
-LABEL_KEYS = ("fixed_label", "moving_label")
 PAIRED_KEYS = (
-    *REQUIRED_PAIRED_KEYS,
+    *IMAGE_KEYS,
     *LABEL_KEYS,
     "fixed_landmarks",
     "moving_landmarks",
@@ -97,7 +95,7 @@ def _split_items(data: Mapping[str, Any], split: str, source: str) -> list:
 def _item_is_unpaired(item: Any) -> bool:
     if isinstance(item, (str, os.PathLike)):
         return True
-    return isinstance(item, Mapping) and "image" in item and not any(key in item for key in REQUIRED_PAIRED_KEYS)
+    return isinstance(item, Mapping) and "image" in item and not any(key in item for key in IMAGE_KEYS)
 
 
 def _check_uniform(items: list, split: str, source: str) -> bool:
@@ -180,11 +178,11 @@ def load_registration_datalist(
     for index, item in enumerate(items):
         where = f"{source}, split {split!r}, item {index}"
         if not isinstance(item, Mapping):
-            raise ValueError(f"{where}: expected a dict with keys {list(REQUIRED_PAIRED_KEYS)}, got {item!r}.")
+            raise ValueError(f"{where}: expected a dict with keys {list(IMAGE_KEYS)}, got {item!r}.")
         unknown = [key for key in item if key not in PAIRED_KEYS]
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {unknown}; allowed keys are {list(PAIRED_KEYS)}.")
-        missing = [key for key in REQUIRED_PAIRED_KEYS if key not in item]
+        missing = [key for key in IMAGE_KEYS if key not in item]
         if missing:
             raise ValueError(f"{where}: missing {missing}; the item has keys {list(item)}.")
         if require_labels:

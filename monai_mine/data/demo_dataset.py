@@ -19,8 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from monai_mine.data.nifti import save_nifti
 from monai_mine.data.synthetic import synthetic_pair
+from monai_mine.io.nifti import save_nifti
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
 
 __all__ = ["DEMO_FLAVOURS", "default_cache_dir", "demo_datalist"]
 
@@ -36,10 +37,10 @@ def default_cache_dir() -> Path:
 def _write_pair(folder: Path, name: str, size: int, contrast: bool, seed: int) -> dict[str, str]:
     pair = synthetic_pair(size=size, contrast=contrast, seed=seed)
     files = {
-        "fixed_image": pair.fixed,
-        "moving_image": pair.moving,
-        "fixed_label": pair.fixed_label,
-        "moving_label": pair.moving_label,
+        FIXED_IMAGE: pair.fixed,
+        MOVING_IMAGE: pair.moving,
+        FIXED_LABEL: pair.fixed_label,
+        MOVING_LABEL: pair.moving_label,
         "displacement": pair.displacement,
     }
     item = {}

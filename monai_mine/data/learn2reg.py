@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
+
 __all__ = [
     "Learn2RegTask",
     "displacement_name",
@@ -305,9 +307,9 @@ def read_learn2reg_task(dataset: str | os.PathLike) -> Learn2RegTask:
 
 def _pair_item(task: Learn2RegTask, fixed: str, moving: str) -> dict[str, str]:
     fixed_files, moving_files = task.image_files(fixed), task.image_files(moving)
-    item = {"fixed_image": fixed, "moving_image": moving}
+    item = {FIXED_IMAGE: fixed, MOVING_IMAGE: moving}
     if "label" in fixed_files and "label" in moving_files:
-        item["fixed_label"], item["moving_label"] = fixed_files["label"], moving_files["label"]
+        item[FIXED_LABEL], item[MOVING_LABEL] = fixed_files["label"], moving_files["label"]
     keypoints = task.keypoints(fixed, moving)
     if keypoints is not None:
         item["fixed_landmarks"], item["moving_landmarks"] = keypoints

@@ -18,6 +18,8 @@ import numpy as np
 from monai.transforms import apply_transform
 from torch.utils.data import Dataset
 
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
+
 __all__ = ["UnpairedRegistrationDataset", "random_pairs"]
 
 
@@ -107,9 +109,9 @@ class UnpairedRegistrationDataset(Dataset):
     def pair(self, index: int) -> dict[str, Any]:
         """The untransformed pair dict of item ``index`` in the current epoch."""
         fixed, moving = (self.images[i] for i in self.pairs[index])
-        item = {"fixed_image": fixed["image"], "moving_image": moving["image"]}
+        item = {FIXED_IMAGE: fixed["image"], MOVING_IMAGE: moving["image"]}
         if fixed.get("label") is not None and moving.get("label") is not None:
-            item["fixed_label"], item["moving_label"] = fixed["label"], moving["label"]
+            item[FIXED_LABEL], item[MOVING_LABEL] = fixed["label"], moving["label"]
         return item
 
     def __getitem__(self, index: int) -> Any:

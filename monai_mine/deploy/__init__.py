@@ -13,7 +13,6 @@ With it (``pip install monai-deploy-app-sdk``, the ``deploy`` extra): the operat
 from __future__ import annotations
 
 from monai_mine.deploy.bundle import (
-    IMAGE_KEYS,
     RegistrationBundle,
     RegistrationResult,
     load_registration_bundle,
@@ -22,7 +21,6 @@ from monai_mine.deploy.bundle import (
 from monai_mine.deploy.images import image_to_metatensor, metatensor_to_image_parts
 
 __all__ = [
-    "IMAGE_KEYS",
     "RegistrationBundle",
     "RegistrationResult",
     "image_to_metatensor",

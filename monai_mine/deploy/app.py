@@ -18,12 +18,12 @@ import logging
 from pathlib import Path
 
 from monai_mine.deploy.operators import (
-    IMAGE_KEYS,
     OUTPUT_NAMES,
     NiftiPairLoaderOperator,
     RegistrationInferenceOperator,
     RegistrationWriterOperator,
 )
+from monai_mine.keys import IMAGE_KEYS
 
 try:
     from monai.deploy.conditions import CountCondition

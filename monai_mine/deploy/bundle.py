@@ -24,9 +24,9 @@ stay float32 and keep the affine of the working grid: the fixed image after the 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import pickle
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -40,12 +40,16 @@ from monai.data import MetaTensor
 from monai.transforms import Compose
 from torch import nn
 
-from monai_mine.data.nifti import save_nifti
+from monai_mine.bundle import ModelRecord, load_trained_model
+from monai_mine.bundle.export import RECORD_EXTRA_FILE
+from monai_mine.bundle.record import apply_record
 from monai_mine.flows import warp
+from monai_mine.inference import FastRegistration
+from monai_mine.io.nifti import save_nifti
+from monai_mine.keys import FIXED_IMAGE, MOVING_IMAGE
 
 __all__ = [
     "CONFIG_SUFFIXES",
-    "IMAGE_KEYS",
     "RegistrationBundle",
     "RegistrationResult",
     "load_registration_bundle",
@@ -55,8 +59,6 @@ __all__ = [
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 """Config file suffixes MONAI Deploy looks for, in order."""
 
-IMAGE_KEYS = ("moving_image", "fixed_image")
-"""Keys of the pair in the bundles' preprocessing (``image_keys`` of ``inference.json``)."""
 
 _DISALLOWED_TRANSFORMS = ("LoadImage", "SaveImage")
 
@@ -157,28 +159,51 @@ def _filtered_preprocessing(parser: ConfigParser, path: Path) -> Compose:
     return Compose(kept)
 
 
-def _load_network(path: Path, parser: ConfigParser, device: torch.device) -> tuple[nn.Module, Path]:
-    """The network of an archive (TorchScript) or of a bundle folder (``models/model.ts``, else ``network_def``
-    with the weights of ``models/model.pt``), in eval mode, and the file it came from."""
-    if path.is_dir():
-        scripted, weights = path / "models" / "model.ts", path / "models" / "model.pt"
-        if not scripted.is_file():
-            if not weights.is_file():
-                raise FileNotFoundError(
-                    f"bundle folder {path} has neither models/model.ts (exported) nor models/model.pt (trained)."
-                )
-            network = parser.get_parsed_content("network_def")
-            try:
-                network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
-                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-                raise ValueError(
-                    f"{weights} does not hold the weights of network_def in {path}/configs ({reason})."
-                ) from error
-            return network.to(device).eval(), weights
-        path = scripted
+def _archive_record(archive_path: Path) -> ModelRecord | None:
+    """The model record an export carries as the extra file ``model_config.json``, else ``None``."""
+    with zipfile.ZipFile(archive_path) as archive:
+        members = [name for name in archive.namelist() if name.endswith(f"/extra/{RECORD_EXTRA_FILE}")]
+        if not members:
+            return None
+        data = archive.read(members[0])
     try:
-        return torch.jit.load(str(path), map_location=device).eval(), path
+        return ModelRecord.from_dict(json.loads(data), f"{archive_path} ({RECORD_EXTRA_FILE})")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{RECORD_EXTRA_FILE} in {archive_path} is not valid JSON: {error.msg}.") from error
+
+
+def _archive_record(archive_path: Path) -> ModelRecord | None:
+    """The model record an export carries as the extra file ``model_config.json``, else ``None``."""
+    with zipfile.ZipFile(archive_path) as archive:
+        members = [name for name in archive.namelist() if name.endswith(f"/extra/{RECORD_EXTRA_FILE}")]
+        if not members:
+            return None
+        data = archive.read(members[0])
+    try:
+        return ModelRecord.from_dict(json.loads(data), f"{archive_path} ({RECORD_EXTRA_FILE})")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{RECORD_EXTRA_FILE} in {archive_path} is not valid JSON: {error.msg}.") from error
+
+
+def _load_network(
+    path: Path, parser: ConfigParser, names: Sequence[str], device: torch.device
+) -> tuple[nn.Module, Path, ConfigParser]:
+    """The network of an archive (TorchScript) or of a bundle folder (``models/model.ts``, else the trained
+    ``models/model.pt`` through :func:`~monai_mine.bundle.load_trained_model`), in eval mode, the file it came from,
+    and ``parser`` with the model's record applied."""
+    if path.is_dir():
+        scripted = path / "models" / "model.ts"
+        if not scripted.is_file():
+            files = [_folder_config(path, name) for name in names]
+            trained = load_trained_model(path, config_files=files, device=device)
+            return trained.network, trained.weights, trained.config
+        path = scripted
+    record = _archive_record(path)
+    if record is not None:
+        defaults = ConfigParser(copy.deepcopy(parser.get()))
+        apply_record(parser, record, defaults)
+    try:
+        return torch.jit.load(str(path), map_location=device).eval(), path, parser
     except RuntimeError as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise ValueError(f"cannot load {path} as a TorchScript model ({reason}).") from error
@@ -245,6 +270,7 @@ class RegistrationBundle:
         self.metadata: dict = parser.get("_meta_", {})
         _check_data_format(self.metadata, self.path)
         self.preprocessing = _filtered_preprocessing(parser, self.path)
+        self.run_network = FastRegistration(network, self.device, channels_last=False, cudnn_benchmark=False)
 
     @property
     def name(self) -> str:
@@ -259,10 +285,9 @@ class RegistrationBundle:
                 ``original_channel_dim`` (``"no_channel"``) and ``affine``, or (1, X, Y, Z).
             fixed: the fixed image, likewise.
         """
-        data = self.preprocessing({IMAGE_KEYS[0]: moving, IMAGE_KEYS[1]: fixed})
-        return data[IMAGE_KEYS[0]], data[IMAGE_KEYS[1]]
+        data = self.preprocessing({MOVING_IMAGE: moving, FIXED_IMAGE: fixed})
+        return data[MOVING_IMAGE], data[FIXED_IMAGE]
 
-    @torch.no_grad()
     def register(self, moving: torch.Tensor, fixed: torch.Tensor) -> RegistrationResult:
         """Register ``moving`` to ``fixed`` (see :meth:`preprocess` for the inputs).
 
@@ -271,7 +296,7 @@ class RegistrationBundle:
         """
         moving, fixed = self.preprocess(moving, fixed)
         pair = torch.cat([moving.as_tensor(), fixed.as_tensor()], dim=0)[None].to(self.device, torch.float32)
-        ddf = self.network(pair).float()
+        ddf = self.run_network(pair).float()
         if ddf.shape != (1, 3, *pair.shape[2:]):
             raise ValueError(
                 f"the network of {self.path} returned shape {tuple(ddf.shape)} for input {tuple(pair.shape)}; "
@@ -303,5 +328,6 @@ def load_registration_bundle(
     path = Path(path)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     parser = read_bundle_configs(path, config_names)
-    network, model_file = _load_network(path, parser, device)
+    names = [name.split(".")[0] for name in ([config_names] if isinstance(config_names, str) else config_names)]
+    network, model_file, parser = _load_network(path, parser, names, device)
     return RegistrationBundle(path, network, parser, device, model_file)

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from monai.transforms import LoadImage
 
-from monai_mine.data.nifti import save_nifti
-from monai_mine.deploy.bundle import IMAGE_KEYS, RegistrationBundle, RegistrationResult, load_registration_bundle
+from monai_mine.deploy.bundle import RegistrationBundle, RegistrationResult, load_registration_bundle
 from monai_mine.deploy.images import image_to_metatensor, metatensor_to_image_parts
+from monai_mine.io.nifti import save_nifti
+from monai_mine.keys import IMAGE_KEYS
 
 try:
     from monai.deploy.core import AppContext, Fragment, Image, Operator, OperatorSpec

@@ -12,18 +12,18 @@ from monai_mine.engines.checkpoint import (
     ResumableCheckpoint,
     WeightsLoader,
     atomic_torch_save,
-    describe_state_mismatch,
-    load_checkpoint_file,
     unwrap_network,
 )
 from monai_mine.engines.evaluator import RegistrationEvaluator
+from monai_mine.engines.recorder import ModelRecorder
 from monai_mine.engines.stage_schedule import StageSchedule
-from monai_mine.engines.trainer import RegistrationTrainer, autocast_context, loss_and_terms
+from monai_mine.engines.trainer import RegistrationTrainer, loss_and_terms
 from monai_mine.engines.validation import ValidationScore
 from monai_mine.engines.writers import RegistrationMetricsWriter, RegistrationWriter, pair_name, voxel_spacing
 
 __all__ = [
     "BestModelSaver",
+    "ModelRecorder",
     "RegistrationBatch",
     "RegistrationEvaluator",
     "RegistrationMetricsWriter",
@@ -34,9 +34,6 @@ __all__ = [
     "ValidationScore",
     "WeightsLoader",
     "atomic_torch_save",
-    "autocast_context",
-    "describe_state_mismatch",
-    "load_checkpoint_file",
     "loss_and_terms",
     "pair_name",
     "prepare_registration_batch",

@@ -12,12 +12,10 @@ from dataclasses import dataclass, fields
 import torch
 from monai.utils import convert_to_tensor
 
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, IMAGE_KEYS, LABEL_KEYS, MOVING_IMAGE, MOVING_LABEL
 from monai_mine.networks.cascade import StageRecord
 
-__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "RegistrationBatch", "prepare_registration_batch", "split_records"]
-
-IMAGE_KEYS = ("moving_image", "fixed_image")
-LABEL_KEYS = ("moving_label", "fixed_label")
+__all__ = ["RegistrationBatch", "prepare_registration_batch", "split_records"]
 
 
 @dataclass
@@ -86,19 +84,19 @@ def prepare_registration_batch(
         shape = tuple(batchdata[key].shape)
         if len(shape) != 5 or shape[1] != 1:
             raise ValueError(f"{_source(batchdata, key)} must be a (B, 1, X, Y, Z) batch, got shape {shape}.")
-    reference = tuple(batchdata["fixed_image"].shape)
+    reference = tuple(batchdata[FIXED_IMAGE].shape)
     for key in keys:
         if tuple(batchdata[key].shape) != reference:
             raise ValueError(
                 f"{_source(batchdata, key)} has shape {tuple(batchdata[key].shape)}, but "
-                f"{_source(batchdata, 'fixed_image')} has {reference}: a pair must share one grid."
+                f"{_source(batchdata, FIXED_IMAGE)} has {reference}: a pair must share one grid."
             )
     moved = {key: batchdata[key].to(device=device, non_blocking=non_blocking, **kwargs) for key in keys}
     return RegistrationBatch(
-        moving=moved["moving_image"].float(),
-        fixed=moved["fixed_image"].float(),
-        moving_label=moved.get("moving_label"),
-        fixed_label=moved.get("fixed_label"),
+        moving=moved[MOVING_IMAGE].float(),
+        fixed=moved[FIXED_IMAGE].float(),
+        moving_label=moved.get(MOVING_LABEL),
+        fixed_label=moved.get(FIXED_LABEL),
     )
 
 

@@ -17,15 +17,15 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
-from monai_mine.data.atomic import atomic_output
+from monai_mine.bundle.weights import describe_state_mismatch, read_weights, save_weights
+from monai_mine.engines.recorder import ModelRecorder
+from monai_mine.io.atomic import atomic_output
 
 __all__ = [
     "BestModelSaver",
     "ResumableCheckpoint",
     "WeightsLoader",
     "atomic_torch_save",
-    "describe_state_mismatch",
-    "load_checkpoint_file",
     "unwrap_network",
 ]
 
@@ -46,41 +46,6 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     with atomic_output(path) as temporary:
         torch.save(obj, temporary)
     return Path(path)
-
-
-def load_checkpoint_file(path: str | os.PathLike, weights_only: bool = False) -> Any:
-    """``torch.load`` onto the CPU, with an error naming the file when it is not a complete PyTorch file.
-
-    Raises:
-        FileNotFoundError: there is no such file.
-        RuntimeError: naming the file when it cannot be read (truncated by a full disk or a killed copy, corrupt,
-            or not written by ``torch.save``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as error:
-        raise RuntimeError(
-            f"cannot read checkpoint {path}: not a complete PyTorch file (truncated or corrupt?): "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        ) from error
-
-
-def describe_state_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
-    """How a ``state_dict`` read from a file differs from a module's: counts and one example of each difference."""
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    reshaped = [
-        f"{key!r}: file {tuple(found[key].shape)}, network {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in found and hasattr(found[key], "shape") and tuple(found[key].shape) != tuple(value.shape)
-    ]
-    parts = [f"{len(missing)} missing (e.g. {missing[0]!r})"] if missing else []
-    parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})"] if unexpected else []
-    parts += [f"{len(reshaped)} of another shape (e.g. {reshaped[0]})"] if reshaped else []
-    return ", ".join(parts) or "same keys and shapes"
 
 
 def _state_dict(obj: Any) -> Any:
@@ -131,12 +96,13 @@ class ResumableCheckpoint:
 
         Raises:
             FileNotFoundError: when there is no checkpoint to resume from.
-            RuntimeError: naming the file when it cannot be read, or when an object does not fit its entry.
+            ValueError: naming the file when it cannot be read (only tensors and plain data are read from it).
+            RuntimeError: naming the file when an object does not fit its entry.
             KeyError: when the checkpoint lacks an object (e.g. it was written by another bundle).
         """
         if not self.save_path.is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {self.save_path} (train once without resume).")
-        checkpoint = load_checkpoint_file(self.save_path)
+        checkpoint = read_weights(self.save_path)
         missing = sorted(set(self.save_dict) - set(checkpoint))
         if missing:
             raise KeyError(f"checkpoint {self.save_path} lacks {missing}; it has {sorted(checkpoint)}.")
@@ -167,16 +133,25 @@ class BestModelSaver:
     ``save_dict`` so a resumed training remembers the best value.
     """
 
-    def __init__(self, network: torch.nn.Module, save_path: str | os.PathLike, metric_name: str) -> None:
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        save_path: str | os.PathLike,
+        metric_name: str,
+        record: ModelRecorder | None = None,
+    ) -> None:
         """
         Args:
             network: the network whose weights to save (a DistributedDataParallel wrapper is unwrapped).
             save_path: e.g. ``models/model.pt``.
             metric_name: the evaluator metric to maximise.
+            record: the training's model record, written beside the weights (``models/model_config.json``) so that
+                every consumer rebuilds the network and preprocessing they were trained with.
         """
         self.network = network
         self.save_path = Path(save_path)
         self.metric_name = metric_name
+        self.record = record
         self.best_value = float("-inf")
 
     def attach(self, evaluator: Engine) -> None:
@@ -189,14 +164,15 @@ class BestModelSaver:
         if value > self.best_value:
             self.best_value = value
             if _is_main_process():
-                atomic_torch_save(unwrap_network(self.network).state_dict(), self.save_path)
+                record = self.record.snapshot() if self.record is not None else None
+                save_weights(unwrap_network(self.network).state_dict(), self.save_path, record)
             logger.info(f"new best {self.metric_name} = {value:.4f}: saved {self.save_path}")
 
     def restore(self) -> bool:
         """Load the best weights saved so far into the network; ``False`` when none were saved yet."""
         if self.best_value == float("-inf") or not self.save_path.is_file():
             return False
-        unwrap_network(self.network).load_state_dict(torch.load(self.save_path, map_location="cpu"))
+        unwrap_network(self.network).load_state_dict(read_weights(self.save_path, "best weights"))
         return True
 
     def reset(self) -> None:
@@ -230,7 +206,10 @@ class WeightsLoader(CheckpointLoader):
 
     def _diagnose(self, path: Path, error: Exception) -> str:
         """What is wrong with ``path`` (read again: this is the failure path only)."""
-        checkpoint = load_checkpoint_file(path, weights_only=True)
+        try:
+            checkpoint = read_weights(path)
+        except ValueError as unreadable:
+            return str(unreadable)
         head = f"cannot load {path} into {sorted(self.load_dict)}"
         if len(self.load_dict) != 1 or not isinstance(checkpoint, Mapping):
             return f"{head}: {error}"

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 from ignite.metrics import Metric
@@ -18,8 +18,9 @@ from monai.transforms import Transform
 from monai.utils import CommonKeys
 
 from monai_mine.engines.batch import prepare_registration_batch
-from monai_mine.engines.trainer import autocast_context
 from monai_mine.flows import warp
+from monai_mine.keys import FIXED_LABEL, MOVING_LABEL
+from monai_mine.timing import device_clock
 
 __all__ = ["RegistrationEvaluator"]
 
@@ -46,7 +47,7 @@ class RegistrationEvaluator(SupervisedEvaluator):
         additional_metrics: dict[str, Metric] | None = None,
         val_handlers: Sequence | None = None,
         amp: bool = False,
-        amp_dtype: str | torch.dtype | None = None,
+        amp_kwargs: dict | None = None,
     ) -> None:
         """
         Args:
@@ -60,8 +61,9 @@ class RegistrationEvaluator(SupervisedEvaluator):
             key_val_metric: the Ignite metric that selects the best model.
             additional_metrics: more Ignite metrics.
             val_handlers: handlers to attach (writers, metric savers, ...).
-            amp: autocast inference (float16 on CUDA, bfloat16 on CPU).
-            amp_dtype: the autocast dtype; default as above.
+            amp: autocast inference: ``torch.autocast`` on the device's type (float16 on CUDA, bfloat16 on CPU,
+                unless ``amp_kwargs`` names another dtype); the DDF is returned in float32.
+            amp_kwargs: MONAI's ``torch.autocast`` arguments, e.g. ``{"dtype": torch.bfloat16}``.
         """
         super().__init__(
             device=device,
@@ -75,10 +77,10 @@ class RegistrationEvaluator(SupervisedEvaluator):
             key_val_metric=key_val_metric,
             additional_metrics=additional_metrics,
             val_handlers=val_handlers,
+            amp=amp,
             decollate=True,
+            amp_kwargs=amp_kwargs,
         )
-        self.amp = amp
-        self.amp_dtype = amp_dtype
 
     def _iteration(self, engine: RegistrationEvaluator, batchdata: dict[str, torch.Tensor]) -> dict:
         if batchdata is None:
@@ -87,12 +89,11 @@ class RegistrationEvaluator(SupervisedEvaluator):
         plain = batch.plain()
         image = plain.network_input()
         engine.network.eval()
-        with torch.no_grad(), autocast_context(engine.state.device, engine.amp, engine.amp_dtype):
-            _synchronize(engine.state.device)
-            start = time.perf_counter()
+        autocast = torch.autocast(engine.state.device.type, **engine.amp_kwargs) if engine.amp else nullcontext()
+        with torch.inference_mode(), autocast:
+            start = device_clock(engine.state.device)
             ddf = engine.inferer(image, engine.network).float()
-            _synchronize(engine.state.device)
-            runtime = (time.perf_counter() - start) / ddf.shape[0]
+            runtime = (device_clock(engine.state.device) - start) / ddf.shape[0]
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         output = {
             CommonKeys.IMAGE: image,
@@ -104,13 +105,8 @@ class RegistrationEvaluator(SupervisedEvaluator):
         }
         if batch.has_labels:
             output["warped_label"] = warp(plain.moving_label, ddf, mode="nearest")
-            output["moving_label"] = batch.moving_label
-            output["fixed_label"] = batch.fixed_label
+            output[MOVING_LABEL] = batch.moving_label
+            output[FIXED_LABEL] = batch.fixed_label
         engine.state.output = output
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

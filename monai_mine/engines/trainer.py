@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""The registration trainer: one Ignite iteration runs the cascade, the objective's terms, backward and step."""
+"""The registration trainer: MONAI's SupervisedTrainer with an iteration that runs the cascade and the objective."""
 
 from __future__ import annotations
 
@@ -16,27 +16,17 @@ from ignite.engine import Events
 from ignite.metrics import Metric
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
-from monai.engines.workflow import Workflow
 from monai.inferers import Inferer
 from monai.utils import CommonKeys
 from torch.optim import Optimizer
 
-from monai_mine.engines.batch import prepare_registration_batch, split_records
+from monai_mine.engines.batch import RegistrationBatch, prepare_registration_batch, split_records
 from monai_mine.losses.objective import RegistrationObjective, RegistrationOutputs
+from monai_mine.networks.cascade import StageRecord
 
-__all__ = ["RegistrationTrainer", "autocast_context", "loss_and_terms"]
+__all__ = ["RegistrationTrainer", "loss_and_terms"]
 
 LOSS_TERMS = "loss_terms"
-
-
-def autocast_context(device: torch.device, enabled: bool, dtype: torch.dtype | str | None = None):
-    """``torch.autocast`` on the device's type (float16 on CUDA, bfloat16 on CPU by default), or a no-op."""
-    if not enabled:
-        return nullcontext()
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    default = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype or default)
 
 
 def loss_and_terms(output: dict[str, Any]) -> dict[str, float]:
@@ -49,12 +39,15 @@ def loss_and_terms(output: dict[str, Any]) -> dict[str, float]:
 class RegistrationTrainer(SupervisedTrainer):
     """Trains a registration network (optionally with a MINE critic inside the objective) on pairs of images.
 
-    Each iteration takes ``moving_image`` / ``fixed_image`` (and ``moving_label`` / ``fixed_label`` when present)
-    from the batch, runs ``network(image, return_stages=True)`` to get every stage's record, evaluates the
+    MONAI's :class:`~monai.engines.SupervisedTrainer` runs the training (``run``, events, handlers, ``amp`` with
+    ``amp_kwargs``, ``compile``, ``accumulation_steps``, ``optim_set_to_none``); only the iteration differs. It
+    takes ``moving_image`` / ``fixed_image`` (and ``moving_label`` / ``fixed_label`` when present) from the batch,
+    runs ``network(image, return_stages=True)`` to get every stage's record, evaluates the
     :class:`~monai_mine.losses.RegistrationObjective`, and steps one optimiser over the network and the
-    objective's own parameters (the critic: DESIGN.md section 4). When the objective needs the reverse pass
-    (invertibility), forward and reverse pairs run as one doubled batch. Under ``torch.distributed`` the
-    objective's gradients are averaged over processes (the network's are, by DistributedDataParallel).
+    objective's own parameters (the MINE critic), firing MONAI's ``IterationEvents`` in MONAI's order. When the
+    objective needs the reverse pass (invertibility), forward and reverse pairs run as one doubled batch. Under
+    ``torch.distributed`` the objective's gradients are averaged over processes before each optimiser step (the
+    network's are, by DistributedDataParallel).
 
     With ``critic_warmup_iterations`` > 0, the first iterations of the run train only the objective's own
     parameters (the critic): the network runs without gradients and keeps its weights. A freshly initialised MINE
@@ -62,8 +55,9 @@ class RegistrationTrainer(SupervisedTrainer):
     the warm-up the bound already measures the images' mutual information. Iterations count across a resume,
     so a resumed training does not warm up again.
 
-    ``engine.state.output`` holds ``image`` (B, 2, X, Y, Z), ``pred`` (the total DDF, detached), ``loss`` and
-    ``loss_terms`` (each term's unweighted value); :func:`loss_and_terms` makes that loggable.
+    ``engine.state.output`` holds ``image`` (B, 2, X, Y, Z), ``pred`` (the total DDF (B, 3, X, Y, Z), voxels,
+    detached), ``loss`` (unscaled by gradient accumulation, detached) and ``loss_terms`` (each term's unweighted
+    value); :func:`loss_and_terms` makes that loggable.
     """
 
     def __init__(
@@ -81,8 +75,11 @@ class RegistrationTrainer(SupervisedTrainer):
         additional_metrics: dict[str, Metric] | None = None,
         train_handlers: Sequence | None = None,
         amp: bool = False,
-        amp_dtype: str | torch.dtype | None = None,
+        amp_kwargs: dict | None = None,
         optim_set_to_none: bool = False,
+        compile: bool = False,
+        compile_kwargs: dict | None = None,
+        accumulation_steps: int = 1,
         critic_warmup_iterations: int = 0,
     ) -> None:
         """
@@ -99,14 +96,20 @@ class RegistrationTrainer(SupervisedTrainer):
             key_train_metric: Ignite metrics computed on training outputs.
             additional_metrics: more Ignite metrics.
             train_handlers: handlers to attach (stats, TensorBoard, checkpoints, validation, ...).
-            amp: mixed precision: autocast (float16 + gradient scaling on CUDA, bfloat16 on CPU).
-            amp_dtype: the autocast dtype, e.g. ``"bfloat16"``; default as above.
+            amp: mixed precision: ``torch.autocast`` on the device's type (float16 with gradient scaling on CUDA,
+                bfloat16 on CPU, unless ``amp_kwargs`` names another dtype).
+            amp_kwargs: MONAI's ``torch.autocast`` arguments, e.g. ``{"dtype": torch.bfloat16}``.
             optim_set_to_none: ``optimizer.zero_grad(set_to_none=...)``.
+            compile: run the network through ``torch.compile`` (MONAI's option).
+            compile_kwargs: ``torch.compile`` arguments.
+            accumulation_steps: MONAI's gradient accumulation: step the optimiser every that many iterations (and
+                at the end of each epoch) on the mean of their gradients.
             critic_warmup_iterations: first iterations that train only the objective's parameters (the critic).
 
         Raises:
             TypeError: when ``objective`` is not a RegistrationObjective.
-            ValueError: on a negative warm-up, or a warm-up for an objective without parameters to train.
+            ValueError: on a negative warm-up, a warm-up for an objective without parameters to train, or
+                ``accumulation_steps`` < 1.
         """
         if not isinstance(objective, RegistrationObjective):
             raise TypeError(f"objective must be a RegistrationObjective, got {type(objective).__name__}.")
@@ -131,24 +134,40 @@ class RegistrationTrainer(SupervisedTrainer):
             key_train_metric=key_train_metric,
             additional_metrics=additional_metrics,
             train_handlers=train_handlers,
+            amp=amp,
             decollate=False,
             optim_set_to_none=optim_set_to_none,
+            amp_kwargs=amp_kwargs,
+            compile=compile,
+            compile_kwargs=compile_kwargs,
+            accumulation_steps=accumulation_steps,
         )
-        self.amp = amp
-        self.amp_dtype = amp_dtype
         self.critic_warmup_iterations = critic_warmup_iterations
-        self.scaler = torch.amp.GradScaler("cuda") if amp and self.state.device.type == "cuda" else None
+        self.add_event_handler(Events.STARTED, self._scale_gradients_on_cuda_only)
         self.add_event_handler(Events.EPOCH_STARTED, self._reshuffle_pairs)
 
-    def run(self) -> None:
-        """Run training; unlike MONAI's Trainer.run, keep the gradient scaler chosen for the device (CUDA only)."""
-        Workflow.run(self)
+    def _scale_gradients_on_cuda_only(self, engine: RegistrationTrainer) -> None:
+        """MONAI's ``Trainer.run`` makes a CUDA gradient scaler whenever ``amp`` is on; elsewhere drop it (bfloat16
+        autocast on CPU needs no loss scaling)."""
+        if engine.state.device.type != "cuda":
+            engine.scaler = None
 
     def _reshuffle_pairs(self, engine: RegistrationTrainer) -> None:
         """Draw new random pairs for an unpaired dataset (one with ``set_epoch``) at each epoch."""
-        dataset = getattr(self.data_loader, "dataset", None)
+        dataset = getattr(engine.data_loader, "dataset", None)
         if callable(getattr(dataset, "set_epoch", None)):
             dataset.set_epoch(engine.state.epoch)
+
+    def _accumulation_window(self) -> tuple[bool, bool]:
+        """Whether this iteration zeroes the gradients and whether it steps the optimiser, as MONAI's
+        ``SupervisedTrainer._iteration`` decides for ``accumulation_steps``: windows counted within the epoch,
+        the last window of an epoch stepped even when incomplete."""
+        epoch_length = self.state.epoch_length
+        index = self.state.iteration - 1
+        if epoch_length is not None:
+            index %= epoch_length
+        last = epoch_length is not None and index + 1 == epoch_length
+        return index % self.accumulation_steps == 0, (index + 1) % self.accumulation_steps == 0 or last
 
     def _average_objective_gradients(self) -> None:
         """Average the objective's gradients (a MINE critic's) over processes; DDP does the network's."""
@@ -159,7 +178,27 @@ class RegistrationTrainer(SupervisedTrainer):
                 dist.all_reduce(parameter.grad)
                 parameter.grad /= dist.get_world_size()
 
+    def _forward(
+        self, batch: RegistrationBatch, image: torch.Tensor
+    ) -> tuple[list[StageRecord], list[StageRecord] | None]:
+        """The cascade's stage records of the pairs ``image`` (B, 2, X, Y, Z) and, when the objective needs them,
+        of the reversed pairs (run as one doubled batch (2B, 2, X, Y, Z)); the network runs without gradients
+        during the critic warm-up."""
+        critic_only = 0 < self.state.iteration <= self.critic_warmup_iterations
+        with torch.no_grad() if critic_only else nullcontext():
+            if not self.loss_function.needs_reverse:
+                return self.inferer(image, self.network, return_stages=True), None
+            pairs = torch.cat([image, batch.network_input(reverse=True)])
+            return split_records(self.inferer(pairs, self.network, return_stages=True), image.shape[0])
+
     def _iteration(self, engine: RegistrationTrainer, batchdata: dict[str, torch.Tensor]) -> dict:
+        """MONAI's ``SupervisedTrainer._iteration`` with the cascade and the objective: forward, loss, backward of
+        the loss over ``accumulation_steps``, optimiser step, each followed by its ``IterationEvents``.
+
+        Raises:
+            ValueError: without batch data, or without labels for an objective with a label term.
+            FloatingPointError: on a non-finite loss, before any gradient is computed.
+        """
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking).plain()
@@ -168,19 +207,17 @@ class RegistrationTrainer(SupervisedTrainer):
             raise ValueError(
                 "this objective has a label term, so every training pair needs moving_label and fixed_label."
             )
+        image = batch.network_input()
+        engine.state.output = {CommonKeys.IMAGE: image}
+        zero_grad, step = engine._accumulation_window()
         engine.network.train()
         objective.train()
-        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        critic_only = 0 < engine.state.iteration <= engine.critic_warmup_iterations
-        with autocast_context(engine.state.device, engine.amp, engine.amp_dtype):
-            image = batch.network_input()
-            with torch.no_grad() if critic_only else nullcontext():
-                if objective.needs_reverse:
-                    pairs = torch.cat([image, batch.network_input(reverse=True)])
-                    doubled = engine.inferer(pairs, engine.network, return_stages=True)
-                    records, reverse_records = split_records(doubled, image.shape[0])
-                else:
-                    records, reverse_records = engine.inferer(image, engine.network, return_stages=True), None
+        if zero_grad:
+            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+
+        with torch.autocast(engine.state.device.type, **engine.amp_kwargs) if engine.amp else nullcontext():
+            records, reverse_records = engine._forward(batch, image)
+            engine.state.output[CommonKeys.PRED] = records[-1].composed_flow.detach()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             outputs = RegistrationOutputs(
                 batch.moving, batch.fixed, records, batch.moving_label, batch.fixed_label, reverse_records
@@ -192,23 +229,18 @@ class RegistrationTrainer(SupervisedTrainer):
                 f"training loss is {loss.item()} at iteration {engine.state.iteration}; non-finite terms: {bad}. "
                 "Check the inputs for NaN/Inf or lower the learning rate; the last checkpoint is kept."
             )
+        engine.state.output.update({CommonKeys.LOSS: loss.detach(), LOSS_TERMS: terms})
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        if engine.scaler is not None:
-            engine.scaler.scale(loss).backward()
-        else:
-            loss.backward()
+
+        scaled = loss / engine.accumulation_steps
+        (scaled if engine.scaler is None else engine.scaler.scale(scaled)).backward()
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        self._average_objective_gradients()
-        if engine.scaler is not None:
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            engine.optimizer.step()
+        if step:
+            engine._average_objective_gradients()
+            if engine.scaler is None:
+                engine.optimizer.step()
+            else:
+                engine.scaler.step(engine.optimizer)
+                engine.scaler.update()
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        engine.state.output = {
-            CommonKeys.IMAGE: image,
-            CommonKeys.PRED: records[-1].composed_flow.detach(),
-            CommonKeys.LOSS: loss.detach(),
-            LOSS_TERMS: terms,
-        }
         return engine.state.output

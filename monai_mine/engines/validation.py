@@ -10,6 +10,7 @@ import torch
 from ignite.metrics import Metric
 from torch import nn
 
+from monai_mine.keys import FIXED_LABEL
 from monai_mine.metrics import dice_per_label
 
 __all__ = ["ValidationScore"]
@@ -42,10 +43,8 @@ class ValidationScore(Metric):
 
     def update(self, output) -> None:
         for item in output if isinstance(output, (list, tuple)) else [output]:
-            if "warped_label" in item and "fixed_label" in item:
-                dice = dice_per_label(
-                    item["warped_label"][None].round().long(), item["fixed_label"][None].round().long()
-                )
+            if "warped_label" in item and FIXED_LABEL in item:
+                dice = dice_per_label(item["warped_label"][None].round().long(), item[FIXED_LABEL][None].round().long())
                 self._dice.append(float(torch.nanmean(dice)))
             else:
                 self._unlabelled += 1

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from monai_mine.data.atomic import atomic_write_text
-from monai_mine.data.nifti import save_nifti
+from monai_mine.io.atomic import atomic_write_text
+from monai_mine.io.nifti import save_nifti
+from monai_mine.keys import LABEL_KEYS
 from monai_mine.metrics import dice_per_label, registration_metrics
 
 __all__ = ["RegistrationMetricsWriter", "RegistrationWriter", "pair_name", "voxel_spacing"]
@@ -99,6 +100,11 @@ class RegistrationMetricsWriter:
     Per pair: ``dice_before`` (identity transform), ``dice``, ``iou``, ``hd95``, ``asd`` (mm, from the fixed
     image's voxel size), per-label Dice, ``folding_percent``, ``sdlogj``, ``min_det``, ``max_det`` and
     ``runtime_s`` (network time).
+
+    Not MONAI's ``MetricsSaver``: that writes Ignite metrics (``engine.state.metric_details``), one
+    ``<metric>_raw.csv`` per metric with ``class<i>`` columns rounded to 4 decimals, in place; this table's values
+    are computed here per pair by :func:`~monai_mine.metrics.registration_metrics`, one row per pair named
+    ``<moving>_to_<fixed>``, and a failed write keeps the previous table.
     """
 
     def __init__(self, output_dir: str | os.PathLike, csv_name: str = "metrics.csv") -> None:
@@ -114,7 +120,7 @@ class RegistrationMetricsWriter:
     def collect(self, engine: Engine) -> None:
         for item in engine.state.output:
             row = {"pair": pair_name(item, len(self.rows)), "runtime_s": float(item["runtime"])}
-            labels = {key: item.get(key) for key in ("moving_label", "fixed_label", "warped_label")}
+            labels = {key: item.get(key) for key in (*LABEL_KEYS, "warped_label")}
             ddf = torch.as_tensor(item["pred"])[None].float()
             if all(value is not None for value in labels.values()):
                 moving, fixed, warped = (torch.as_tensor(labels[key])[None].round().long() for key in labels)

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from monai_mine.bundle_paths import find_bundle_root
+from monai_mine.bundle import shipped_bundle_dir
 
 __all__ = ["BUNDLE_NAMES", "prepare_app_bundles"]
 
@@ -26,14 +26,15 @@ BUNDLE_NAMES = ("vtn_addd", "vtn_addd_inv", "miregnet", "midiceregnet")
 def prepare_app_bundles(
     model_dir: str | os.PathLike,
     names: str | Sequence[str] = BUNDLE_NAMES,
-    source: Callable[[str], str] = find_bundle_root,
+    source: Callable[[str], str | os.PathLike] = shipped_bundle_dir,
 ) -> dict[str, Path]:
     """``{name: <model_dir>/<name>}`` for each bundle, copying a missing one from ``source(name)``.
 
     Args:
         model_dir: the app's model folder (created when missing).
         names: bundle names, or one comma-separated string as given with ``--conf models vtn_addd,miregnet``.
-        source: where a bundle is copied from (default: :func:`monai_mine.find_bundle_root`).
+        source: where a bundle is copied from (default:
+            :func:`monai_mine.bundle.shipped_bundle_dir`, this source tree's ``bundles/<name>``).
 
     Raises:
         ValueError: for a name that is not a monai-mine bundle.

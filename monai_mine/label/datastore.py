@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_mine.keys import FIXED_IMAGE, LABEL_KEYS, MOVING_IMAGE
+
 __all__ = [
     "FINAL_LABEL_TAG",
     "FIXED_IMAGE_KEY",
@@ -35,8 +37,9 @@ __all__ = [
     "split_records",
 ]
 
-FIXED_IMAGE_KEY = "fixed_image"
-"""Request parameter (infer) and image info key (datastore) naming the fixed image."""
+FIXED_IMAGE_KEY = FIXED_IMAGE
+"""Request parameter (infer) and image info key (datastore) naming the fixed image: the pair's data key, so that
+the request's value lands where the bundle's preprocessing reads the fixed image."""
 
 FINAL_LABEL_TAG = "final"
 """MONAI Label's tag of approved labels (``DefaultLabelTag.FINAL``)."""
@@ -97,11 +100,8 @@ def datastore_records(datastore: Any, label_tag: str = FINAL_LABEL_TAG) -> list[
         return records
     records = []
     for moving_id, fixed_id in fixed_of.items():
-        record = {"moving_image": _image_path(datastore, moving_id), "fixed_image": _image_path(datastore, fixed_id)}
-        labels = {
-            key: _label_path(datastore, i, label_tag)
-            for key, i in (("moving_label", moving_id), ("fixed_label", fixed_id))
-        }
+        record = {MOVING_IMAGE: _image_path(datastore, moving_id), FIXED_IMAGE: _image_path(datastore, fixed_id)}
+        labels = {key: _label_path(datastore, i, label_tag) for key, i in zip(LABEL_KEYS, (moving_id, fixed_id))}
         if all(labels.values()):
             record.update(labels)
         records.append(record)

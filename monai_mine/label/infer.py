@@ -6,7 +6,8 @@
 
 The request's ``image`` is the moving image and ``fixed_image`` the fixed one (a file path; the sample app turns a
 datastore id into one, see :func:`monai_mine.label.datastore.resolve_fixed_image`). The task runs the bundle's own
-preprocessing and network (``models/model.pt`` with ``network_def``, or the exported ``models/model.ts``), warps the
+preprocessing and network (``models/model.pt`` with ``network_def``, or the exported ``models/model.ts``), rebuilt as
+the weights' model record says (docs/design.md section 8), warps the
 moving image, and writes ``warped.nii.gz`` and ``ddf.nii.gz`` (float32, (X, Y, Z, 3), voxels), plus
 ``warped_label.nii.gz`` when the request has a ``moving_label``, on the preprocessed fixed image's grid. The file
 returned as the result is ``result_image`` (``"warped"`` by default, or ``"ddf"``/``"warped_label"``); the result
@@ -15,10 +16,12 @@ JSON lists every file and the DDF's shape and units. Needs ``monailabel`` (see R
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from monai_mine.bundle import apply_weights_record
 from monai_mine.label.datastore import resolve_fixed_image
 from monai_mine.label.pipeline import (
     OUTPUTS,
@@ -57,6 +60,12 @@ class RegistrationInferTask(BundleInferTask):
         kwargs.setdefault("type", InferType.OTHERS)
         kwargs.setdefault("load_strict", True)
         super().__init__(path, conf, extend_load_image=False, add_post_restore=False, **kwargs)
+
+    def _load_bundle_config(self, path: str, config: str) -> Any:
+        """The bundle's inference config with the trained weights' record applied, before the network is built."""
+        parser = super()._load_bundle_config(path, config)
+        apply_weights_record(parser, os.path.join(path, "models", "model.pt"), [config])
+        return parser
 
     def __call__(self, request: dict, callbacks: Any = None) -> tuple[str | None, dict]:
         result_image = request.get(RESULT_IMAGE_KEY, "warped")

@@ -32,9 +32,9 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import ConcatItemsd, MapTransform
 
-from monai_mine.data.nifti import save_nifti
 from monai_mine.flows import warp
-from monai_mine.label.datastore import FIXED_IMAGE_KEY
+from monai_mine.io.nifti import save_nifti
+from monai_mine.keys import FIXED_IMAGE, IMAGE_KEYS, MOVING_IMAGE, MOVING_LABEL
 
 __all__ = [
     "OUTPUTS",
@@ -59,9 +59,7 @@ class PairFromRequestd(MapTransform):
         ValueError: when ``fixed_key`` is missing or empty, naming the request parameter to pass.
     """
 
-    def __init__(
-        self, image_key: str = "image", moving_key: str = "moving_image", fixed_key: str = FIXED_IMAGE_KEY
-    ) -> None:
+    def __init__(self, image_key: str = "image", moving_key: str = MOVING_IMAGE, fixed_key: str = FIXED_IMAGE) -> None:
         super().__init__([image_key])
         self.image_key, self.moving_key, self.fixed_key = image_key, moving_key, fixed_key
 
@@ -98,10 +96,10 @@ class WarpMovingd(MapTransform):
     def __init__(
         self,
         ddf_key: str = "pred",
-        moving_key: str = "moving_image",
-        reference_key: str = FIXED_IMAGE_KEY,
+        moving_key: str = MOVING_IMAGE,
+        reference_key: str = FIXED_IMAGE,
         output_key: str = "warped",
-        label_key: str = "moving_label",
+        label_key: str = MOVING_LABEL,
         label_output_key: str = "warped_label",
     ) -> None:
         super().__init__([ddf_key])
@@ -137,7 +135,7 @@ def registration_pre_transforms(preprocessing: Sequence[Any], image_key: str = "
     return [
         PairFromRequestd(image_key=image_key),
         *preprocessing,
-        ConcatItemsd(keys=["moving_image", FIXED_IMAGE_KEY], name=image_key),
+        ConcatItemsd(keys=list(IMAGE_KEYS), name=image_key),
     ]
 
 
@@ -156,7 +154,7 @@ def write_registration_outputs(
         ``{"warped": path, "ddf": path, "warped_label": path}`` for the files written.
     """
     folder = Path(output_dir)
-    affine = getattr(data[FIXED_IMAGE_KEY], "affine", None)
+    affine = getattr(data[FIXED_IMAGE], "affine", None)
     affine = np.eye(4) if affine is None else torch.as_tensor(affine).cpu().numpy().astype(np.float64)
     written = {}
     for name, key in (("warped", "warped"), ("ddf", ddf_key), ("warped_label", "warped_label")):
@@ -170,7 +168,7 @@ def write_registration_outputs(
 
 def registration_result_json(data: Mapping[Hashable, Any], written: Mapping[str, Path], ddf_key: str = "pred") -> dict:
     """The JSON part of an infer result: the files written, the DDF's shape and units, and the working grid."""
-    affine = getattr(data[FIXED_IMAGE_KEY], "affine", None)
+    affine = getattr(data[FIXED_IMAGE], "affine", None)
     return {
         **{name: str(path) for name, path in written.items()},
         "ddf_shape": list(torch.as_tensor(data[ddf_key]).shape),

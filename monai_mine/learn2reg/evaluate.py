@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_mine.data.atomic import atomic_write_text
 from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, parse_learn2reg_name
 from monai_mine.flows import warp
+from monai_mine.io.atomic import atomic_write_text
 from monai_mine.learn2reg.export import image_grid, split_pairs
 from monai_mine.metrics import (
     dice_per_label,
@@ -57,11 +57,6 @@ LEARN2REG_METRICS = ("DSC", "HD95", "TRE", "LogJacDetStd", "sdlogj", "folding_pe
 
 JACOBIAN_MARGIN = 2
 """Voxels left out at each face for ``LogJacDetStd``, as the Learn2Reg evaluation crops ``[2:-2]``."""
-
-
-def _nanmean(values: torch.Tensor) -> float:
-    finite = values[~torch.isnan(values)]
-    return float(finite.mean()) if finite.numel() else math.nan
 
 
 def _keypoints(path: str) -> torch.Tensor:
@@ -125,7 +120,7 @@ def evaluate_displacement(
         labels = list(task.labels) or present_labels(warped, target)
         dice = dice_per_label(warped, target, labels)[0]
         hd95 = hausdorff_distance_per_label(warped, target, (1.0, 1.0, 1.0), 95.0, labels)[0]
-        result["DSC"], result["HD95"] = _nanmean(dice), _nanmean(hd95)
+        result["DSC"], result["HD95"] = float(torch.nanmean(dice)), float(torch.nanmean(hd95))
         result.update({f"DSC_{label}": float(value) for label, value in zip(labels, dice.tolist())})
         result.update({f"HD95_{label}": float(value) for label, value in zip(labels, hd95.tolist())})
 

@@ -34,7 +34,7 @@ import torch
 from nibabel.filebasedimages import ImageFileError
 
 from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, read_learn2reg_task
-from monai_mine.data.nifti import save_nifti
+from monai_mine.io.nifti import save_nifti
 from monai_mine.registration.geometry import Grid, ddf_to_grid
 from monai_mine.registration.io import load_ddf
 

@@ -3,7 +3,8 @@
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Registration losses: MINE, correlation coefficient, affine regularisers, smoothness, invertibility, and the
-objective that weighs them per cascade stage (``RegistrationObjective`` and its terms).
+objective that weighs them per cascade stage (``RegistrationObjective`` and its terms; ``vtn_loss_terms`` builds a
+VTN cascade's terms from its layout).
 
 Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``, through ``LabelTerm``).
 """
@@ -25,6 +26,7 @@ from monai_mine.losses.objective import (
 )
 from monai_mine.losses.similarity import CorrelationCoefficientLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
+from monai_mine.losses.vtn import vtn_loss_terms
 
 __all__ = [
     "AffineTerm",
@@ -44,4 +46,5 @@ __all__ = [
     "donsker_varadhan_bound",
     "logmeanexp",
     "shuffle_voxels",
+    "vtn_loss_terms",
 ]

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.modules.loss import _Loss
 
 from monai_mine.losses._reduction import check_same_shape, reduce_per_sample
+from monai_mine.networks.contracts import JointMarginalCritic
 
 __all__ = ["MINELoss", "donsker_varadhan_bound", "logmeanexp", "shuffle_voxels"]
 
@@ -122,7 +123,7 @@ class MINELoss(_Loss):
 
     The loss owns its critic (a :class:`monai_mine.networks.MINECritic` unless one is given), so the critic's
     parameters are ``loss.critic.parameters()``: train them with the registration network, maximising the same
-    bound (``DESIGN.md`` section 4). After each call, ``last_bound`` holds the batch mean of the bound (nats,
+    bound (``docs/design.md`` section 4). After each call, ``last_bound`` holds the batch mean of the bound (nats,
     detached) for logging.
 
     With ``ema_decay`` set, the gradient of the marginal term is bias-corrected as in MINE: the denominator
@@ -143,15 +144,22 @@ class MINELoss(_Loss):
         """
         Args:
             critic: a module ``critic(moving, fixed)`` returning per-voxel scores (B, 1, X, Y, Z); by default a
-                :class:`monai_mine.networks.MINECritic` with one channel per entrance.
+                :class:`monai_mine.networks.MINECritic` with one channel per entrance. A critic that is also a
+                :class:`~monai_mine.networks.contracts.JointMarginalCritic` scores joint and marginal pairs in one
+                call; any other is called twice.
             ema_decay: decay in (0, 1) of the moving average used for the bias-corrected gradient; ``None``
                 uses the plain (biased) minibatch gradient.
             reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for a (B,) tensor.
 
         Raises:
+            TypeError: when ``critic`` is not callable.
             ValueError: when ``ema_decay`` is outside (0, 1).
         """
         super().__init__(reduction=LossReduction(reduction).value)
+        if critic is not None and not callable(critic):
+            raise TypeError(
+                f"critic must be a module critic(moving, fixed) -> scores (B, 1, X, Y, Z), got {type(critic).__name__}."
+            )
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}.")
         if critic is None:
@@ -198,7 +206,7 @@ class MINELoss(_Loss):
         """
         check_same_shape(pred, target)
         marginal_target = shuffle_voxels(target, mask)
-        if hasattr(self.critic, "joint_and_marginal"):  # one moving-branch pass for both (MINECritic)
+        if isinstance(self.critic, JointMarginalCritic):  # one call for both (MINECritic: one moving-branch pass)
             joint_scores, marginal_scores = self.critic.joint_and_marginal(pred, target, marginal_target)
         else:
             joint_scores, marginal_scores = self.critic(pred, target), self.critic(pred, marginal_target)

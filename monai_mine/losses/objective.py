@@ -12,7 +12,8 @@ A bundle config lists the terms of its paper's loss, e.g. VTN-ADDD (Table I)::
         ...
     ])
 
-and MIRegNet: ``SimilarityTerm(MINELoss(), 1.0)`` + ``FlowTerm(TotalVariationLoss(), 0.01)``.
+and MIRegNet: ``SimilarityTerm(MINELoss(), 1.0)`` + ``FlowTerm(TotalVariationLoss(), 0.01)``. The VTN bundles build
+theirs from the cascade layout with :func:`monai_mine.losses.vtn_loss_terms`.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from monai_mine.flows import check_ddf
@@ -16,19 +14,14 @@ from monai_mine.metrics.jacobian import jacobian_statistics
 from monai_mine.metrics.overlap import dice_per_label, iou_per_label
 from monai_mine.metrics.surface import average_surface_distance_per_label, hausdorff_distance_per_label
 
-__all__ = ["registration_metrics", "JACOBIAN_KEYS", "LABEL_KEYS"]
+__all__ = ["registration_metrics", "JACOBIAN_KEYS", "LABEL_METRICS"]
 
 JACOBIAN_KEYS = ("folding_percent", "sdlogj", "min_det", "max_det")
 """Keys from :func:`monai_mine.metrics.jacobian_statistics` reported per pair."""
 
-LABEL_KEYS = ("dice", "iou", "hd95", "asd")
-"""Label metrics reported per pair, as a mean over labels and per label (``dice_<label>`` ...)."""
-
-
-def _nanmean(values: torch.Tensor) -> float:
-    """Mean of the non-NaN entries of a 1D tensor; NaN when there are none (no warning)."""
-    finite = values[~torch.isnan(values)]
-    return float(finite.mean()) if finite.numel() else math.nan
+LABEL_METRICS = ("dice", "iou", "hd95", "asd")
+"""Names of the label metrics reported per pair, as a mean over labels and per label (``dice_<label>`` ...); not
+data keys (those are in :mod:`monai_mine.keys`)."""
 
 
 def registration_metrics(
@@ -90,8 +83,8 @@ def registration_metrics(
         "asd": average_surface_distance_per_label(warped_label, fixed_label, spacings, label_list),
     }
     for b, result in enumerate(results):
-        for key in LABEL_KEYS:
+        for key in LABEL_METRICS:
             values = per_label[key][b].cpu()
-            result[key] = _nanmean(values)
+            result[key] = float(torch.nanmean(values))  # over the labels with a value; NaN when none has one
             result.update({f"{key}_{label}": float(v) for label, v in zip(label_list, values.tolist())})
     return results

@@ -2,12 +2,14 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Registration networks: MINE critic, AffineNet, VTN dense subnetwork, U-Net DeformNet, cascade, builders."""
+"""Registration networks: MINE critic, AffineNet, VTN dense subnetwork, U-Net DeformNet, cascade, builders, and the
+protocols they satisfy (:mod:`monai_mine.networks.contracts`)."""
 
 from __future__ import annotations
 
 from monai_mine.networks.affine_net import AffineNet
 from monai_mine.networks.cascade import RegistrationCascade, StageRecord
+from monai_mine.networks.contracts import AffineStage, JointMarginalCritic, RegistrationStage
 from monai_mine.networks.mine_critic import MINECritic
 from monai_mine.networks.unet_deform import UNetDeformNet
 from monai_mine.networks.variants import build_miregnet, build_vtn
@@ -15,8 +17,11 @@ from monai_mine.networks.vtn_dense import VTNDenseNet
 
 __all__ = [
     "AffineNet",
+    "AffineStage",
+    "JointMarginalCritic",
     "MINECritic",
     "RegistrationCascade",
+    "RegistrationStage",
     "StageRecord",
     "UNetDeformNet",
     "VTNDenseNet",

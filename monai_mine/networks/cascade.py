@@ -15,6 +15,7 @@ from torch import nn
 
 from monai_mine.flows import affine_to_ddf, compose_affine_ddf, compose_affine_params, compose_ddf, warp
 from monai_mine.networks.blocks import check_pair_input
+from monai_mine.networks.contracts import AffineStage, RegistrationStage
 
 __all__ = ["RegistrationCascade", "StageRecord"]
 
@@ -44,12 +45,14 @@ class StageRecord:
 class RegistrationCascade(nn.Module):
     """Chains registration stages, each registering the moving image warped by all stages before it.
 
-    A stage is a module mapping ``(B, 2, X, Y, Z)`` (warped moving, fixed) to a DDF and exposing ``total_stride``;
-    an **affine** stage also has ``predict_affine(image) -> (W, b)`` (see :class:`AffineNet`). Flows are composed
-    (``g_1 * ... * g_k``, VTN eq. 2-4), exactly and without resampling while the flow so far is affine (VTN eq. 19),
-    and the **original** moving image is always resampled with the composed flow, never re-warped.
+    A stage is a module satisfying :class:`~monai_mine.networks.contracts.RegistrationStage` (it maps
+    ``(B, 2, X, Y, Z)`` (warped moving, fixed) to a DDF and exposes an integer ``total_stride``); an **affine**
+    stage satisfies :class:`~monai_mine.networks.contracts.AffineStage` too (``predict_affine(image) -> (W, b)``,
+    see :class:`AffineNet`). Flows are composed (``g_1 * ... * g_k``, VTN eq. 2-4), exactly and without resampling
+    while the flow so far is affine (VTN eq. 19), and the **original** moving image is always resampled with the
+    composed flow, never re-warped.
 
-    ``forward(image)`` returns the total DDF (the network contract of ``DESIGN.md`` section 3);
+    ``forward(image)`` returns the total DDF (the network contract of ``docs/design.md`` section 3);
     :meth:`stages` returns a :class:`StageRecord` per stage for training.
 
     Reference:
@@ -59,18 +62,25 @@ class RegistrationCascade(nn.Module):
     def __init__(self, stages: Sequence[nn.Module]) -> None:
         """
         Args:
-            stages: the stage modules, applied in order (e.g. [AffineNet(), VTNDenseNet(), ...] for "AD...").
+            stages: the stage modules (each a :class:`~monai_mine.networks.contracts.RegistrationStage`), applied
+                in order (e.g. [AffineNet(), VTNDenseNet(), ...] for "AD...").
 
         Raises:
-            ValueError: when no stage is given or a stage lacks total_stride.
+            ValueError: when no stage is given or a stage is not a RegistrationStage with an integer total_stride.
         """
         super().__init__()
         if not stages:
             raise ValueError("RegistrationCascade needs at least one stage, got none.")
         for index, stage in enumerate(stages):
-            if not isinstance(getattr(stage, "total_stride", None), int):
-                raise ValueError(f"stage {index} ({type(stage).__name__}) must expose an integer total_stride.")
+            if not (isinstance(stage, RegistrationStage) and isinstance(stage.total_stride, int)):
+                raise ValueError(
+                    f"stage {index} ({type(stage).__name__}) is not a RegistrationStage "
+                    "(monai_mine.networks.contracts): it must map (B, 2, X, Y, Z) to a DDF in forward and expose an "
+                    "integer total_stride."
+                )
         self.subnetworks = nn.ModuleList(stages)
+        # checked once here: plain booleans in the forward pass, which tracing and torch.compile read as constants
+        self._affine_flags = tuple(self.is_affine(stage) for stage in stages)
         self.total_stride = lcm(*(stage.total_stride for stage in stages))
         self.active_stages: int | None = None
 
@@ -86,13 +96,13 @@ class RegistrationCascade(nn.Module):
 
     @staticmethod
     def is_affine(stage: nn.Module) -> bool:
-        """Whether stage is an affine stage (it has predict_affine)."""
-        return callable(getattr(stage, "predict_affine", None))
+        """Whether stage is an :class:`~monai_mine.networks.contracts.AffineStage` (it offers predict_affine)."""
+        return isinstance(stage, AffineStage)
 
     @property
     def stage_kinds(self) -> str:
         """The cascade's layout as letters, e.g. "ADDD" (A affine, D dense)."""
-        return "".join("A" if self.is_affine(stage) else "D" for stage in self.subnetworks)
+        return "".join("A" if affine else "D" for affine in self._affine_flags)
 
     def stages(self, moving: torch.Tensor, fixed: torch.Tensor, warp_last: bool = True) -> list[StageRecord]:
         """Run every stage and record its output.
@@ -121,7 +131,7 @@ class RegistrationCascade(nn.Module):
         for index, stage in enumerate(active):
             image = torch.cat([warped, fixed], dim=1)
             matrix = translation = None
-            if self.is_affine(stage):
+            if self._affine_flags[index]:
                 matrix, translation = stage.predict_affine(image)
                 flow = affine_to_ddf(matrix, translation, shape)
                 if composed is None or composed_affine is not None:

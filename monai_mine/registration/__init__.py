@@ -13,7 +13,6 @@ saved DDF. The geometry (working grid, resampling through world coordinates, DDF
 from __future__ import annotations
 
 from monai_mine.registration.apply import jacobian_file, warp_file
-from monai_mine.registration.bundle import BundleNetwork, load_bundle_network, load_bundle_objective
 from monai_mine.registration.geometry import (
     Grid,
     closest_ras_grid,
@@ -28,7 +27,6 @@ from monai_mine.registration.io import Volume, load_ddf, load_volume, save_ddf, 
 from monai_mine.registration.register import RegistrationReport, RegistrationResult, register_files, register_volumes
 
 __all__ = [
-    "BundleNetwork",
     "Grid",
     "InstanceOptimization",
     "RegistrationReport",
@@ -38,8 +36,6 @@ __all__ = [
     "ddf_to_grid",
     "instance_optimize",
     "jacobian_file",
-    "load_bundle_network",
-    "load_bundle_objective",
     "load_ddf",
     "load_volume",
     "physical_displacement",

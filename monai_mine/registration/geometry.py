@@ -7,9 +7,9 @@
 A :class:`Grid` is a spatial shape and a 4x4 voxel-to-world affine (NIfTI convention: world is RAS+ millimetres).
 Two images are related by their world coordinates. Every function here composes index maps and samples the
 source **once** (trilinear or nearest, ``torch.nn.functional.grid_sample`` on voxel centres, border padding as
-``DESIGN.md`` section 2 prescribes), in float64 coordinates, slab by slab so that large grids fit in memory.
+``docs/design.md`` section 2 prescribes), in float64 coordinates, slab by slab so that large grids fit in memory.
 
-DDF conventions across grids (``DESIGN.md`` section 2: voxel units, ``warped(x) = moving(x + ddf(x))``):
+DDF conventions across grids (``docs/design.md`` section 2: voxel units, ``warped(x) = moving(x + ddf(x))``):
 
 - the network's DDF ``d`` lives on the working grid ``W`` in working voxels;
 - for a voxel ``x`` of a target (fixed) grid ``F`` with working coordinate ``w(x) = A_W^-1 A_F x``, the moving image

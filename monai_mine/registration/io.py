@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from nibabel.filebasedimages import ImageFileError
 
-from monai_mine.data.atomic import atomic_output
+from monai_mine.io.atomic import atomic_output
 from monai_mine.registration.geometry import Grid
 
 __all__ = ["DDF_DESCRIPTION", "Volume", "load_ddf", "load_volume", "save_ddf", "save_volume"]

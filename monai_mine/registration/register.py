@@ -20,7 +20,6 @@ Steps (:func:`register_volumes`):
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,11 @@ from pathlib import Path
 import torch
 from monai.utils import convert_to_tensor
 
+from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.flows import jacobian_determinant
+from monai_mine.inference import FastRegistration
+from monai_mine.keys import FIXED_IMAGE, IMAGE_KEYS, MOVING_IMAGE
 from monai_mine.metrics import jacobian_statistics
-from monai_mine.registration.bundle import BundleNetwork, load_bundle_network, load_bundle_objective
 from monai_mine.registration.geometry import (
     Grid,
     ddf_to_grid,
@@ -41,6 +42,7 @@ from monai_mine.registration.geometry import (
 )
 from monai_mine.registration.instance import InstanceOptimization, instance_optimize
 from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
+from monai_mine.timing import device_clock
 
 __all__ = ["RegistrationReport", "RegistrationResult", "register_files", "register_volumes"]
 
@@ -72,24 +74,17 @@ class RegistrationResult:
     instance: InstanceOptimization | None = None
 
 
-def _scale_intensity(bundle: BundleNetwork, moving: torch.Tensor, fixed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _scale_intensity(bundle: TrainedModel, moving: torch.Tensor, fixed: torch.Tensor) -> tuple[torch.Tensor, ...]:
     if bundle.intensity is None:
         return moving, fixed
-    scaled = bundle.intensity({"moving_image": moving, "fixed_image": fixed})
-    return tuple(convert_to_tensor(scaled[key], track_meta=False).float() for key in ("moving_image", "fixed_image"))
-
-
-def _clock(device: torch.device) -> float:
-    """``time.perf_counter()`` after the device's queued work (CUDA runs asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
+    scaled = bundle.intensity({MOVING_IMAGE: moving, FIXED_IMAGE: fixed})
+    return tuple(convert_to_tensor(scaled[key], track_meta=False).float() for key in IMAGE_KEYS)
 
 
 def register_volumes(
     fixed: Volume,
     moving: Volume,
-    bundle: BundleNetwork,
+    bundle: TrainedModel,
     moving_labels: Sequence[Volume] = (),
     instance_optimization: int = 0,
 ) -> RegistrationResult:
@@ -98,7 +93,7 @@ def register_volumes(
     Args:
         fixed: the fixed image (any grid).
         moving: the moving image (any grid; related to ``fixed`` by world coordinates).
-        bundle: the network, working size and intensity transform (:func:`load_bundle_network`).
+        bundle: the network, working size and intensity transform (:func:`~monai_mine.bundle.load_trained_model`).
         moving_labels: label maps of the moving image (any grid; warped with nearest-neighbour sampling).
         instance_optimization: gradient steps of the bundle's training loss on this pair (0: the network alone).
 
@@ -108,30 +103,31 @@ def register_volumes(
     if int(instance_optimization) < 0:
         raise ValueError(f"instance_optimization must be >= 0 steps, got {instance_optimization}.")
     device = bundle.device
-    start = _clock(device)
+    start = device_clock(device)
     working = working_grid(fixed.grid, bundle.image_size)
     moving_t, fixed_t = moving.tensor(device).float(), fixed.tensor(device).float()
     moving_scaled, fixed_scaled = _scale_intensity(bundle, moving_t, fixed_t)
     moving_w = resample_to_grid(moving_scaled, moving.grid, working)[None]
     fixed_w = resample_to_grid(fixed_scaled, fixed.grid, working)[None]
-    network_start = _clock(device)
+    network_start = device_clock(device)
     instance = None
     if instance_optimization:
-        objective, optimizer = load_bundle_objective(bundle)
+        objective, optimizer = bundle.objective()
         network_ddf, instance = instance_optimize(
             bundle.network, objective, optimizer, moving_w, fixed_w, int(instance_optimization)
         )
     else:
-        with torch.no_grad():
-            network_ddf = bundle.network(torch.cat([moving_w, fixed_w], dim=1))
-    network_s = _clock(device) - network_start
+        # float32, weight layout and cuDNN algorithm choice unchanged: the DDF the evaluator computes
+        predict = FastRegistration(bundle.network, device, channels_last=False, cudnn_benchmark=False)
+        network_ddf = predict(torch.cat([moving_w, fixed_w], dim=1))
+    network_s = device_clock(device) - network_start
     working_ddf = network_ddf[0].detach().float()
     ddf = ddf_to_grid(working_ddf, working, fixed.grid)
     warped = warp_to_grid(moving_t, moving.grid, ddf, fixed.grid)
     warped_labels = [
         warp_to_grid(label.tensor(device), label.grid, ddf, fixed.grid, mode="nearest") for label in moving_labels
     ]
-    runtime_s = _clock(device) - start
+    runtime_s = device_clock(device) - start
     return RegistrationResult(ddf, warped, warped_labels, working_ddf, working, runtime_s, network_s, instance)
 
 
@@ -212,7 +208,7 @@ def _output_paths(out_dir: Path, label_paths: Sequence[str], inputs: Sequence[st
 def register_files(
     fixed: str | os.PathLike,
     moving: str | os.PathLike,
-    bundle: str | os.PathLike | BundleNetwork,
+    bundle: str | os.PathLike | TrainedModel,
     out_dir: str | os.PathLike,
     checkpoint: str | os.PathLike | None = None,
     moving_labels: Sequence[str | os.PathLike] = (),
@@ -231,8 +227,8 @@ def register_files(
     Args:
         fixed: the fixed image file.
         moving: the moving image file.
-        bundle: a bundle folder (e.g. ``bundles/vtn_addd``) or an already loaded :class:`BundleNetwork` (to
-            register many pairs without reloading).
+        bundle: a bundle folder (e.g. ``bundles/vtn_addd``) or an already loaded
+            :class:`~monai_mine.bundle.TrainedModel` (to register many pairs without reloading).
         out_dir: the output folder.
         checkpoint: weights instead of the bundle's ``models/model.pt`` (only with a bundle folder).
         moving_labels: label map files of the moving image.
@@ -255,11 +251,11 @@ def register_files(
     fixed_volume = load_volume(fixed, "fixed image")
     moving_volume = load_volume(moving, "moving image")
     labels = [load_volume(path, "moving label", label=True) for path in label_paths]
-    if isinstance(bundle, BundleNetwork):
+    if isinstance(bundle, TrainedModel):
         if checkpoint is not None:
             raise ValueError("checkpoint is for a bundle folder; this bundle is loaded already.")
     else:
-        bundle = load_bundle_network(bundle, checkpoint, device)
+        bundle = load_trained_model(bundle, checkpoint, device=device)
     result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
 
     jacobian = jacobian_determinant(result.ddf[None])[0]

@@ -14,7 +14,7 @@ import pytest
 
 from monai_mine.benchmark.evaluation import displacement_error, score_pair
 from monai_mine.benchmark.methods import MethodRun, classical_method
-from monai_mine.benchmark.report import markdown_table, summarize, write_box_plots, write_json, write_pair_figure
+from monai_mine.benchmark.report import summarize, track_table, write_box_plots, write_json, write_pair_figure
 from monai_mine.benchmark.runner import parse_checkpoints, parse_names, run_benchmark
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -69,11 +69,11 @@ def test_summary_and_table():
     assert summary["mono"]["a"]["dice"]["std"] == pytest.approx(0.05)
     assert summary["mono"]["a"]["runtime_s"]["median"] == pytest.approx(2.0)
     assert summary["mono"]["b"]["dice"]["n"] == 0 and math.isnan(summary["mono"]["b"]["dice"]["mean"])
-    table = markdown_table(summary, "mono")
+    table = track_table(summary, "mono")
     assert "| a | 2 | - | - | - | 0.850 (0.050) |" in table
     assert "| b | 2 |" in table and "| 2.0 (0.0) |" in table
     with pytest.raises(KeyError, match="no results for track 'multimodal'"):
-        markdown_table(summary, "multimodal")
+        track_table(summary, "multimodal")
 
 
 def test_json_and_box_plots(tmp_path):

@@ -41,7 +41,7 @@ BRIEF_TRAININGS = [
             "critic_warmup_iterations": 40,
             "affine_epochs": 60,
             "max_epochs": 60,
-            "train#handlers#0#phases": [{"train": [0], "epochs": 60}],  # the AffineNet phase alone
+            "stage_schedule#phases": [{"train": [0], "epochs": 60}],  # the AffineNet phase alone
             "val_interval": 10,
         },
         0.04,

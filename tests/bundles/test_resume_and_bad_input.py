@@ -136,7 +136,7 @@ def test_image_with_nan_is_named(bundle_copy, user_data, tmp_path):
     "override, expected",
     [
         ({"network_def#chanels": 8}, "chanels"),
-        ({"network_def#stages": "ADXD"}, "'ADXD'"),
+        ({"stages": "ADXD"}, "'ADXD'"),
     ],
 )
 def test_unknown_variant_option_is_named(bundle_copy, override, expected):

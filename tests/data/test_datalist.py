@@ -138,7 +138,7 @@ def test_unknown_key_catches_typos(tmp_path, files):
 
 def test_item_that_is_not_a_dict(tmp_path, files):
     path = _datalist(tmp_path / "data", {"training": [["f.nii.gz", "m.nii.gz"]]})
-    with pytest.raises(ValueError, match=r"item 0: expected a dict with keys \['fixed_image', 'moving_image'\]"):
+    with pytest.raises(ValueError, match=r"item 0: expected a dict with keys \['moving_image', 'fixed_image'\]"):
         load_registration_datalist(path)
 
 

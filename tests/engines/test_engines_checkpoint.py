@@ -189,6 +189,29 @@ def test_a_checkpoint_lacking_an_object_names_it(tmp_path):
         checkpoint.load()
 
 
+class _Marker:
+    """Unpickled, it would create a file: a stand-in for code hidden in a crafted checkpoint."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_resume_and_best_model_never_run_code_from_a_checkpoint(tmp_path):
+    network, marker = nn.Linear(2, 2), tmp_path / "code_ran"
+    crafted = tmp_path / "checkpoint.pt"
+    torch.save({"network": network.state_dict(), "payload": _Marker(marker)}, crafted)
+    with pytest.raises(ValueError, match=r"cannot read checkpoint \S*checkpoint\.pt: .*only tensors and plain data"):
+        ResumableCheckpoint(crafted, {"network": network}).load()
+    saver = BestModelSaver(network, crafted, "score")
+    saver.best_value = 1.0  # as if it had saved before
+    with pytest.raises(ValueError, match=r"cannot read best weights \S*checkpoint\.pt"):
+        saver.restore()
+    assert not marker.exists()
+
+
 def test_a_checkpoint_of_another_network_names_the_object(tmp_path, random_pairs):
     path = tmp_path / "checkpoint.pt"
     build_run(random_pairs(1), path, max_epochs=1)[0].run()

@@ -1,17 +1,17 @@
-"""RegistrationTrainer: learning, its output, the MINE critic, the reverse pass, non-finite losses and AMP."""
+"""RegistrationTrainer: learning, its output, the MINE critic, the reverse pass, non-finite losses, and MONAI's run,
+AMP (amp_kwargs), gradient accumulation and compile."""
 
 from __future__ import annotations
-
-from contextlib import nullcontext
 
 import pytest
 import torch
 from ignite.engine import Events
+from monai.engines import SupervisedTrainer
 from monai.losses import DiceLoss
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from monai_mine.engines import RegistrationTrainer, autocast_context, loss_and_terms
+from monai_mine.engines import RegistrationTrainer, loss_and_terms
 from monai_mine.losses import (
     AffineTerm,
     CorrelationCoefficientLoss,
@@ -32,11 +32,13 @@ def cc_objective(*extra) -> RegistrationObjective:
     return RegistrationObjective([SimilarityTerm(CorrelationCoefficientLoss(), name="cc"), *extra])
 
 
-def make_trainer(network, objective, data, max_epochs=1, batch_size=1, lr=1e-2, **kwargs) -> RegistrationTrainer:
+def make_trainer(
+    network, objective, data, max_epochs=1, batch_size=1, lr=1e-2, optimizer_class=torch.optim.Adam, **kwargs
+) -> RegistrationTrainer:
     params = [{"params": network.parameters()}]
     if list(objective.parameters()):
         params.append({"params": objective.parameters(), "lr": 1e-3})
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = optimizer_class(params, lr=lr)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
     return RegistrationTrainer("cpu", max_epochs, loader, network, optimizer, objective, **kwargs)
 
@@ -205,17 +207,19 @@ def test_a_non_finite_term_is_named_alone_among_finite_ones(tiny_vtn, random_pai
         trainer.run()
 
 
-def test_amp_on_cpu_runs_in_bfloat16_and_gives_a_finite_loss(tiny_vtn, random_pairs):
+@pytest.mark.filterwarnings("ignore:.*GradScaler")  # MONAI's Trainer.run makes a CUDA scaler, dropped on CPU
+@pytest.mark.parametrize("amp_kwargs", [None, {"dtype": torch.bfloat16}], ids=["default", "amp_kwargs-bfloat16"])
+def test_amp_on_cpu_runs_in_bfloat16_and_gives_a_finite_loss(tiny_vtn, random_pairs, amp_kwargs):
     network = tiny_vtn("A")
     seen = []
     network.register_forward_hook(
         lambda *_: seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
     )
-    trainer = make_trainer(network, cc_objective(), random_pairs(1), amp=True)
+    trainer = make_trainer(network, cc_objective(), random_pairs(1), amp=True, amp_kwargs=amp_kwargs)
     before = snapshot(network)
     trainer.run()
     assert seen == [(True, torch.bfloat16)]
-    assert trainer.scaler is None or not trainer.scaler.is_enabled()  # no gradient scaling for bfloat16 on CPU
+    assert trainer.scaler is None  # no gradient scaling for bfloat16 on CPU
     loss = trainer.state.output["loss"]
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert changed(before, network)
@@ -266,10 +270,71 @@ def test_an_unpaired_dataset_is_told_each_epoch(tiny_vtn, random_pairs):
     assert dataset.epochs == [1, 2]
 
 
-def test_autocast_context():
-    assert isinstance(autocast_context(torch.device("cpu"), enabled=False), nullcontext)
-    with autocast_context(torch.device("cpu"), enabled=True):
-        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    with autocast_context(torch.device("cpu"), enabled=True, dtype="float16"):
-        assert torch.get_autocast_dtype("cpu") == torch.float16
-    assert not torch.is_autocast_enabled("cpu")
+def test_run_is_monai_trainer_run_and_a_second_run_resumes(tiny_vtn, random_pairs):
+    dataset = _EpochDataset(random_pairs(2))
+    trainer = make_trainer(tiny_vtn("A"), cc_objective(), dataset)
+    assert type(trainer).run is SupervisedTrainer.run
+    started = []
+    trainer.add_event_handler(Events.STARTED, lambda e: started.append(e.state.iteration))
+    trainer.run()
+    trainer.state.max_epochs = 3
+    trainer.run()  # continues from epoch 1, iteration 2
+    assert started == [0, 2]
+    assert dataset.epochs == [1, 2, 3]
+    assert (trainer.state.epoch, trainer.state.iteration) == (3, 6)
+
+
+def mse_tv_objective() -> RegistrationObjective:
+    """A plain loss: every term is a mean over the batch, so the gradient of B pairs is the mean of theirs."""
+    return RegistrationObjective(
+        [SimilarityTerm(nn.MSELoss(), name="mse"), FlowTerm(TotalVariationLoss(), weight=0.5, name="tv")]
+    )
+
+
+def count_steps(optimizer: torch.optim.Optimizer) -> list:
+    steps = []
+    optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    return steps
+
+
+def test_accumulating_n_iterations_equals_one_step_on_n_times_the_batch(tiny_vtn, random_pairs):
+    data = random_pairs(4)
+    whole = tiny_vtn("AD")
+    accumulated = tiny_vtn("AD")
+    accumulated.load_state_dict(whole.state_dict())
+    initial = snapshot(whole)
+    sgd = {"lr": 0.1, "optimizer_class": torch.optim.SGD}  # the step is linear in the gradient
+    one_step = make_trainer(whole, mse_tv_objective(), data, batch_size=4, **sgd)
+    four_iterations = make_trainer(accumulated, mse_tv_objective(), data, batch_size=1, accumulation_steps=4, **sgd)
+    steps = count_steps(four_iterations.optimizer)
+    losses = []
+    four_iterations.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output["loss"]))
+    one_step.run()
+    four_iterations.run()
+    assert four_iterations.state.iteration == 4 and len(steps) == 1
+    assert changed(initial, whole)
+    for expected, actual in zip(whole.parameters(), accumulated.parameters()):
+        torch.testing.assert_close(actual.grad, expected.grad, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-7)
+    # each iteration reports its own loss (not divided by accumulation_steps); the weights moved only after the 4th
+    torch.testing.assert_close(torch.stack(losses).mean(), one_step.state.output["loss"])
+
+
+def test_accumulation_steps_the_last_incomplete_window_of_each_epoch(tiny_vtn, random_pairs):
+    trainer = make_trainer(tiny_vtn("A"), cc_objective(), random_pairs(3), max_epochs=2, accumulation_steps=2)
+    steps = count_steps(trainer.optimizer)
+    stepped_at = []
+    trainer.optimizer.register_step_post_hook(lambda *_: stepped_at.append(trainer.state.iteration))
+    trainer.run()
+    assert len(steps) == 4 and stepped_at == [2, 3, 5, 6]
+    with pytest.raises(ValueError, match="accumulation_steps"):
+        make_trainer(tiny_vtn("A"), cc_objective(), random_pairs(1), accumulation_steps=0)
+
+
+def test_compile_runs_the_network_through_torch_compile(tiny_vtn, random_pairs):
+    network = tiny_vtn("A")
+    trainer = make_trainer(network, cc_objective(), random_pairs(1), compile=True, compile_kwargs={"backend": "eager"})
+    assert isinstance(trainer.network, torch._dynamo.eval_frame.OptimizedModule)
+    before = snapshot(network)
+    trainer.run()
+    assert changed(before, network) and torch.isfinite(trainer.state.output["loss"])

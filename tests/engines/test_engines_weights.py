@@ -10,7 +10,9 @@ import pytest
 import torch
 from ignite.engine import Engine
 
-from monai_mine.engines import WeightsLoader, describe_state_mismatch, load_checkpoint_file
+from monai_mine.bundle import read_weights
+from monai_mine.bundle.weights import describe_state_mismatch
+from monai_mine.engines import WeightsLoader
 
 
 def _engine():
@@ -63,8 +65,8 @@ def test_state_mismatch_is_counted_with_examples():
 
 
 def test_checkpoint_file_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint at \S*none\.pt"):
-        load_checkpoint_file(tmp_path / "none.pt")
+    with pytest.raises(FileNotFoundError, match=r"checkpoint \S*none\.pt does not exist"):
+        read_weights(tmp_path / "none.pt")
     (tmp_path / "text.pt").write_text("not torch")
-    with pytest.raises(RuntimeError, match=r"cannot read checkpoint \S*text\.pt: not a complete PyTorch file"):
-        load_checkpoint_file(tmp_path / "text.pt")
+    with pytest.raises(ValueError, match=r"cannot read checkpoint \S*text\.pt: not a complete PyTorch file"):
+        read_weights(tmp_path / "text.pt")

@@ -29,6 +29,13 @@ OVERLAYS = {
 INTENSITY = {"paired": ScaleIntensityRanged, "unpaired": ScaleIntensityRangePercentilesd}
 
 
+@pytest.fixture(autouse=True)
+def repository_cwd(monkeypatch):
+    """The overlays' macros (``%configs/intensity_mr.json#intensity``) are relative to the working directory: run
+    from the repository root, as the README's commands do."""
+    monkeypatch.chdir(REPOSITORY)
+
+
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):
     root = tmp_path_factory.mktemp("learn2reg")

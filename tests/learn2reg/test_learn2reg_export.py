@@ -13,7 +13,8 @@ import pytest
 from learn2reg_fake import AFFINE, SHAPE, write_task
 from scipy.ndimage import map_coordinates
 
-from monai_mine.data import read_learn2reg_task, save_nifti
+from monai_mine.data import read_learn2reg_task
+from monai_mine.io import save_nifti
 from monai_mine.learn2reg import export_displacement, export_learn2reg
 from monai_mine.registration.geometry import Grid, working_grid
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from registration_cases import CentreOfMassNet, grid_affine, two_blobs, write_nifti
 
-from monai_mine.registration import BundleNetwork, Volume, jacobian_file, register_files, save_ddf, warp_file
+from monai_mine.bundle import TrainedModel
+from monai_mine.registration import Volume, jacobian_file, register_files, save_ddf, warp_file
 
 SHAPE = (16, 14, 12)
 AFFINE = grid_affine((1.5, 1.2, 2.0), (0.0, 0.0, 0.0), "LAS", shape=SHAPE)
@@ -57,7 +58,7 @@ def test_warp_of_the_original_moving_image_repeats_register(tmp_path):
     fixed = write_nifti(tmp_path / "fixed.nii.gz", two_blobs((30, 28, 24), fixed_affine), fixed_affine)
     moving_data = two_blobs((48, 44, 44), moving_affine, shift=(3.0, -2.0, 1.0))
     moving = write_nifti(tmp_path / "moving.nii.gz", moving_data, moving_affine)
-    register_report = register_files(fixed, moving, BundleNetwork(CentreOfMassNet(), 16), tmp_path / "out")
+    register_report = register_files(fixed, moving, TrainedModel(CentreOfMassNet(), 16), tmp_path / "out")
     report = warp_file(moving, register_report.ddf, tmp_path / "again.nii.gz")
     assert not report.same_grid and report.inside_percent == pytest.approx(100.0)
     np.testing.assert_allclose(

@@ -10,13 +10,11 @@ import pytest
 import torch
 from registration_cases import REPOSITORY, grid_affine, two_blobs, untrained_checkpoint
 
+from monai_mine.bundle import TrainedModel, load_trained_model, read_bundle_config
 from monai_mine.networks import build_miregnet
 from monai_mine.registration import (
-    BundleNetwork,
     Volume,
     instance_optimize,
-    load_bundle_network,
-    load_bundle_objective,
     register_volumes,
 )
 from monai_mine.registration.instance import objective_value
@@ -41,7 +39,7 @@ def shifted_pair() -> tuple[Volume, Volume]:
 
 def test_vtn_instance_optimization_refines_lowers_the_loss_and_restores_weights(tmp_path):
     checkpoint = untrained_checkpoint("vtn_addd", tmp_path / "untrained.pt")
-    bundle = load_bundle_network(REPOSITORY / "bundles" / "vtn_addd", checkpoint, image_size=16)
+    bundle = load_trained_model(REPOSITORY / "bundles" / "vtn_addd", checkpoint, overrides={"image_size": 16})
     saved = state_copy(bundle.network)
     fixed, moving = shifted_pair()
     plain = register_volumes(fixed, moving, bundle)
@@ -57,12 +55,14 @@ def test_vtn_instance_optimization_refines_lowers_the_loss_and_restores_weights(
 
 
 def test_loss_before_is_the_bundle_loss_of_the_trained_network(tmp_path):
-    bundle = load_bundle_network(
-        REPOSITORY / "bundles" / "vtn_addd", untrained_checkpoint("vtn_addd", tmp_path / "w.pt"), image_size=16
+    bundle = load_trained_model(
+        REPOSITORY / "bundles" / "vtn_addd",
+        untrained_checkpoint("vtn_addd", tmp_path / "w.pt"),
+        overrides={"image_size": 16},
     )
     torch.manual_seed(0)
     moving, fixed = torch.rand(1, 1, 16, 16, 16), torch.rand(1, 1, 16, 16, 16)
-    objective, optimizer = load_bundle_objective(bundle)
+    objective, optimizer = bundle.objective()
     with torch.no_grad():
         expected, records = objective_value(bundle.network, objective, moving, fixed)
     ddf, info = instance_optimize(bundle.network, objective, optimizer, moving, fixed, steps=1)
@@ -80,8 +80,8 @@ def tiny_miregnet() -> torch.nn.Module:
 def test_mine_critic_trains_along_and_network_is_restored():
     """MIRegNet's objective (MINE with its critic, TV) from the bundle's train.json, on a small stand-in cascade."""
     torch.manual_seed(0)
-    bundle = BundleNetwork(tiny_miregnet().eval(), 16, bundle_dir=REPOSITORY / "bundles" / "miregnet")
-    objective, optimizer = load_bundle_objective(bundle)
+    bundle = TrainedModel(tiny_miregnet().eval(), 16, config=read_bundle_config(REPOSITORY / "bundles" / "miregnet"))
+    objective, optimizer = bundle.objective()
     critic = objective.terms[0].loss.critic
     critic_before, saved = state_copy(critic), state_copy(bundle.network)
     axes = torch.meshgrid(*[torch.arange(16.0)] * 3, indexing="ij")
@@ -95,8 +95,8 @@ def test_mine_critic_trains_along_and_network_is_restored():
 
 def test_weights_are_restored_after_a_failure_and_steps_are_checked():
     torch.manual_seed(0)
-    bundle = BundleNetwork(tiny_miregnet(), 16, bundle_dir=REPOSITORY / "bundles" / "miregnet")
-    objective, optimizer = load_bundle_objective(bundle)
+    bundle = TrainedModel(tiny_miregnet(), 16, config=read_bundle_config(REPOSITORY / "bundles" / "miregnet"))
+    objective, optimizer = bundle.objective()
     saved = state_copy(bundle.network)
     fixed = torch.rand(1, 1, 16, 16, 16)
     moving = fixed.clone()

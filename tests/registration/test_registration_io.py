@@ -10,8 +10,8 @@ import pytest
 import torch
 from registration_cases import CentreOfMassNet, grid_affine, two_blobs, write_nifti
 
+from monai_mine.bundle import TrainedModel
 from monai_mine.registration import (
-    BundleNetwork,
     Volume,
     load_ddf,
     load_volume,
@@ -117,7 +117,7 @@ def test_outputs_keep_the_reference_grid_and_header_codes(tmp_path):
 def test_register_files_names_the_bad_input_and_writes_nothing(tmp_path):
     fixed = write_nifti(tmp_path / "fixed.nii.gz", IMAGE, AFFINE)
     series = write_nifti(tmp_path / "series.nii.gz", np.stack([IMAGE, IMAGE], -1), AFFINE)
-    bundle = BundleNetwork(CentreOfMassNet(), 16)
+    bundle = TrainedModel(CentreOfMassNet(), 16)
     with pytest.raises(ValueError, match=r"moving image .*series\.nii\.gz has shape \(12, 10, 8, 2\)"):
         register_files(fixed, series, bundle, tmp_path / "out")
     with pytest.raises(FileNotFoundError, match=r"moving label .*nolabel\.nii\.gz does not exist"):

@@ -19,10 +19,9 @@ from registration_cases import (
     write_nifti,
 )
 
+from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.registration import (
-    BundleNetwork,
     Volume,
-    load_bundle_network,
     physical_displacement,
     register_files,
     register_volumes,
@@ -73,7 +72,7 @@ def test_centre_of_mass_net_is_exact_on_one_grid():
 def test_known_translation_in_mm_is_recovered(fixed_codes, moving_codes):
     fixed, moving = fixed_volume(fixed_codes), moving_volume(moving_codes)
     assert fixed.grid.axcodes == fixed_codes and moving.grid.axcodes == moving_codes
-    result = register_volumes(fixed, moving, BundleNetwork(CentreOfMassNet(), SIZE))
+    result = register_volumes(fixed, moving, TrainedModel(CentreOfMassNet(), SIZE))
     assert result.ddf.shape == (3, *fixed.data.shape) and result.warped.shape == (1, *fixed.data.shape)
     assert result.working.axcodes == "RAS" and result.working.shape == (SIZE,) * 3
     displacement = physical_in_ras(result.ddf, fixed)  # (3, X, Y, Z) mm
@@ -82,7 +81,7 @@ def test_known_translation_in_mm_is_recovered(fixed_codes, moving_codes):
     # the warped moving image is the fixed image: moving sampled at world(x) + SHIFT
     np.testing.assert_allclose(result.warped[0].numpy(), fixed.data, atol=0.03)
     # the same physical answer whatever the headers' orientations
-    reference = register_volumes(fixed_volume(), moving_volume(), BundleNetwork(CentreOfMassNet(), SIZE))
+    reference = register_volumes(fixed_volume(), moving_volume(), TrainedModel(CentreOfMassNet(), SIZE))
     np.testing.assert_allclose(displacement, physical_in_ras(reference.ddf, fixed_volume()), atol=1e-3)
 
 
@@ -91,7 +90,7 @@ def test_network_ddf_in_working_voxels_maps_to_mm(axcodes):
     """A network DDF d (working voxels) is the world displacement L_W d, L_W = diag(RAS box size / SIZE)."""
     fixed = fixed_volume(axcodes)
     d = torch.tensor([1.5, -0.5, 2.0])
-    result = register_volumes(fixed, moving_volume(), BundleNetwork(ConstantNet(d), SIZE))
+    result = register_volumes(fixed, moving_volume(), TrainedModel(ConstantNet(d), SIZE))
     working_spacing = np.asarray(FIXED_SPACING) * np.asarray(FIXED_SHAPE) / SIZE  # the RAS box over SIZE voxels
     expected = working_spacing * d.numpy()
     displacement = physical_in_ras(result.ddf, fixed).reshape(3, -1)
@@ -114,7 +113,7 @@ def test_register_files_writes_everything_on_the_fixed_grid(tmp_path):
     hashes = {path: sha256(path) for path in (fixed_path, moving_path, label_path)}
 
     report = register_files(
-        fixed_path, moving_path, BundleNetwork(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=[label_path]
+        fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=[label_path]
     )
 
     assert {path: sha256(path) for path in hashes} == hashes  # inputs unchanged
@@ -157,7 +156,7 @@ def test_real_bundle_network_end_to_end(tmp_path):
     fixed_path = write_nifti(tmp_path / "f.nii.gz", fixed.data, fixed.affine)
     moving_path = write_nifti(tmp_path / "m.nii.gz", moving.data, moving.affine)
     checkpoint = untrained_checkpoint("vtn_addd", tmp_path / "untrained.pt")
-    bundle = load_bundle_network(REPOSITORY / "bundles" / "vtn_addd", checkpoint, image_size=16)
+    bundle = load_trained_model(REPOSITORY / "bundles" / "vtn_addd", checkpoint, overrides={"image_size": 16})
     report = register_files(fixed_path, moving_path, bundle, tmp_path / "out")
     for path in (report.warped, report.ddf, report.jacobian):
         image = nib.load(path)
@@ -173,7 +172,7 @@ def test_outputs_never_overwrite_inputs(tmp_path):
     moving_path = write_nifti(tmp_path / "moving.nii.gz", moving.data, moving.affine)
     before = sha256(fixed_path)
     with pytest.raises(ValueError, match=r"warped\.nii\.gz.*would overwrite an input"):
-        register_files(fixed_path, moving_path, BundleNetwork(CentreOfMassNet(), SIZE), tmp_path)
+        register_files(fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path)
     assert sha256(fixed_path) == before
 
 
@@ -189,6 +188,6 @@ def test_label_outputs_must_have_distinct_names(tmp_path):
     moving_path = write_nifti(tmp_path / "m.nii.gz", moving.data, moving.affine)
     with pytest.raises(ValueError, match=r"same output \['warped_seg\.nii\.gz'\]"):
         register_files(
-            fixed_path, moving_path, BundleNetwork(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=paths
+            fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=paths
         )
     assert not (tmp_path / "out").exists()

@@ -24,7 +24,7 @@ import torch
 from robustness_runs import REPOSITORY, make_workflow, snapshot, tiny_settings
 from scipy.ndimage import gaussian_filter
 
-import monai_mine.data.atomic
+import monai_mine.io.atomic
 import monai_mine.registration.io
 from monai_mine.cli import main
 
@@ -134,7 +134,7 @@ def _read_only(monkeypatch):
     def mkstemp(*args, dir=None, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(dir))
 
-    monkeypatch.setattr(monai_mine.data.atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(monai_mine.io.atomic.tempfile, "mkstemp", mkstemp)
 
 
 def _tool(command: str, *names: str, flags: tuple[str, ...] = ()) -> Callable[[Path, Path, Path], list[str]]:

@@ -34,9 +34,9 @@ from ignite.engine import Events
 from robustness_runs import BUNDLES, CONFIGS, QUICK, error_chain, make_workflow, recorder, snapshot, tiny_settings
 from scipy.ndimage import gaussian_filter
 
-import monai_mine.data.atomic
-import monai_mine.data.nifti
 import monai_mine.engines.checkpoint
+import monai_mine.io.atomic
+import monai_mine.io.nifti
 from monai_mine.losses import MINELoss
 
 OTHER_NETWORK = {"vtn_addd": "miregnet", "vtn_addd_inv": "miregnet", "miregnet": "vtn_addd", "midiceregnet": "vtn_addd"}
@@ -128,7 +128,7 @@ def test_disk_full_while_writing_inference_outputs(name, dataset, run_bundle, un
     writer, calls = _failing_on_call(
         real, 2, DISK_FULL, lambda image, path: Path(path).write_bytes(b"\x1f\x8b partial")
     )
-    monkeypatch.setattr(monai_mine.data.nifti.nib, "save", writer)
+    monkeypatch.setattr(monai_mine.io.nifti.nib, "save", writer)
     with pytest.raises(Exception) as raised:
         run_bundle(name, "infer", dataset)
     _chain_matches(raised, r"\[Errno 28\] could not write \S*moving0_to_fixed0_ddf\.nii\.gz: No space left on device")
@@ -169,7 +169,7 @@ def test_read_only_output_folder_is_named(name, workflow, dataset, run_bundle, u
     def mkstemp(*args, dir=None, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(dir))
 
-    monkeypatch.setattr(monai_mine.data.atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(monai_mine.io.atomic.tempfile, "mkstemp", mkstemp)
     with pytest.raises(Exception) as raised:
         run_bundle(name, workflow, dataset)
     target = r"models/checkpoint\.pt" if workflow == "train" else r"eval/moving0_to_fixed0_warped\.nii\.gz"
@@ -215,7 +215,7 @@ def test_training_killed_mid_epoch_resumes_where_it_stopped(name, dataset, run_b
     assert final["trainer"]["iteration"] == last
     assert all(torch.equal(value, network.state_dict()[key]) for key, value in final["network"].items())
     if not name.startswith("vtn"):  # the resumed run is in the deformable phase: only the DeformNet trains
-        schedule = resumed.parser.get_parsed_content("train#handlers#0")
+        schedule = resumed.parser.get_parsed_content("stage_schedule")
         assert schedule.current_phase == 1
 
 
@@ -338,7 +338,8 @@ def _checkpoint_from(name: str, dataset, run_bundle, tmp_path, **settings) -> Pa
 RESUME_CASES = {
     "other_bundle": r"checkpoint \S*checkpoint\.pt lacks \['stage_schedule'\]|cannot load 'network': it does not fit "
     r"this bundle's network",
-    "older_version": r"checkpoint \S*checkpoint\.pt lacks \['best_model'\]; it has \['lr_scheduler', 'network'",
+    "older_version": r"checkpoint \S*checkpoint\.pt lacks \['best_model', 'model_record'\]; it has \['lr_scheduler', "
+    r"'network'",
     "other_channels": r"cannot load 'network': it does not fit this bundle's network \(\d+ of another shape",
     "truncated": r"cannot read checkpoint \S*checkpoint\.pt: not a complete PyTorch file \(truncated or corrupt\?\)",
 }
@@ -358,9 +359,9 @@ def test_resume_from_an_unfit_checkpoint_is_named(name, kind, dataset, run_bundl
     source = {"other_bundle": OTHER_NETWORK[name]}.get(kind, name)
     checkpoint = _checkpoint_from(source, dataset, run_bundle, tmp_path, **({"network_channels": 6} if kind ==
                                   "other_channels" else {}))  # fmt: skip
-    if kind == "older_version":  # what an older release wrote: no best-model state yet
-        state = torch.load(checkpoint, weights_only=False)
-        del state["best_model"]
+    if kind == "older_version":  # what an older release wrote: no best-model state nor model record yet
+        state = torch.load(checkpoint, weights_only=True)
+        del state["best_model"], state["model_record"]
         torch.save(state, checkpoint)
     elif kind == "truncated":
         checkpoint.write_bytes(checkpoint.read_bytes()[:1000])

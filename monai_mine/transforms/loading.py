@@ -27,7 +27,7 @@ class CheckedLoadImaged(LoadImaged):
     cannot be read (not an image, truncated, corrupt) or holds complex voxels.
 
     Inside a ``Compose`` MONAI wraps the error in ``RuntimeError("applying transform ...")``; the message naming the
-    file is its cause (see :func:`monai_mine.data.root_cause`).
+    file is its cause (see :func:`monai_mine.transforms.root_cause`).
     """
 
     def _load(self, filename: Any, reader: ImageReader | None) -> Any:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_mine.data import save_nifti
+from monai_mine.io import save_nifti
 
 
 def test_channels_stored_last_with_affine(tmp_path):

@@ -1,4 +1,4 @@
-"""Loading a bundle's network for registering files: configs, both checkpoint kinds, and clear errors."""
+"""Loading a bundle's trained network for registering files: both weights kinds, the objective, clear errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from registration_cases import REPOSITORY, untrained_checkpoint
 
+from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.losses import MINELoss
-from monai_mine.registration import BundleNetwork, load_bundle_network, load_bundle_objective
 
 VTN = REPOSITORY / "bundles" / "vtn_addd"
 MIREGNET = REPOSITORY / "bundles" / "miregnet"
@@ -18,54 +18,54 @@ MIREGNET = REPOSITORY / "bundles" / "miregnet"
 def test_weights_and_training_checkpoints_load_the_same_network(tmp_path):
     weights = untrained_checkpoint("vtn_addd", tmp_path / "weights.pt", seed=3)
     training = untrained_checkpoint("vtn_addd", tmp_path / "training.pt", seed=3, training=True)
-    first, second = load_bundle_network(VTN, weights), load_bundle_network(VTN, training)
+    first, second = load_trained_model(VTN, weights), load_trained_model(VTN, training)
     assert first.name == "vtn_addd" and first.image_size == 64 and first.intensity is not None
-    assert not first.network.training and first.checkpoint == weights
+    assert not first.network.training and first.weights == weights and first.record is None
     for (name, a), (_, b) in zip(first.network.state_dict().items(), second.network.state_dict().items()):
         assert torch.equal(a, b), name
-    assert first.objective_checkpoint is None and second.objective_checkpoint == training
-    assert load_bundle_network(VTN, weights, image_size=32).image_size == 32
+    assert load_trained_model(VTN, weights, overrides={"image_size": 32}).image_size == 32
 
 
 def test_checkpoint_of_another_variant_is_refused(tmp_path):
     other = untrained_checkpoint("miregnet", tmp_path / "miregnet_model.pt")
-    with pytest.raises(ValueError, match=r"miregnet_model\.pt does not fit the network of bundle 'vtn_addd'.*variant"):
-        load_bundle_network(VTN, other)
+    with pytest.raises(ValueError, match=r"miregnet_model\.pt does not fit the network of bundle 'vtn_addd'.*another"):
+        load_trained_model(VTN, other)
 
 
 def test_corrupt_missing_and_foreign_checkpoints_are_named(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x00not a checkpoint" * 50)
-    with pytest.raises(ValueError, match=r"cannot read checkpoint .*corrupt\.pt for bundle 'vtn_addd'"):
-        load_bundle_network(VTN, corrupt)
+    with pytest.raises(ValueError, match=r"cannot read checkpoint .*corrupt\.pt: not a complete PyTorch file"):
+        load_trained_model(VTN, corrupt)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(untrained_checkpoint("vtn_addd", tmp_path / "full.pt").read_bytes()[:5000])
     with pytest.raises(ValueError, match=r"cannot read checkpoint .*truncated\.pt"):
-        load_bundle_network(VTN, truncated)
-    with pytest.raises(FileNotFoundError, match=r"checkpoint .*absent\.pt for bundle 'vtn_addd' does not exist"):
-        load_bundle_network(VTN, tmp_path / "absent.pt")
+        load_trained_model(VTN, truncated)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint .*absent\.pt does not exist"):
+        load_trained_model(VTN, tmp_path / "absent.pt")
     foreign = tmp_path / "foreign.pt"
     torch.save({"epoch": 3, "note": "no weights"}, foreign)
-    with pytest.raises(ValueError, match=r"foreign\.pt for bundle 'vtn_addd' holds neither network weights"):
-        load_bundle_network(VTN, foreign)
+    with pytest.raises(ValueError, match=r"foreign\.pt holds neither network weights"):
+        load_trained_model(VTN, foreign)
 
 
 def test_bundle_without_trained_weights_or_configs(tmp_path):
     copy = tmp_path / "vtn_addd"
     shutil.copytree(VTN / "configs", copy / "configs")
     with pytest.raises(FileNotFoundError, match=r"no trained weights at .*models/model\.pt: train it first"):
-        load_bundle_network(copy)
+        load_trained_model(copy)
     with pytest.raises(FileNotFoundError, match=r"bundle .*nowhere does not exist"):
-        load_bundle_network(tmp_path / "nowhere")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"has no configs/inference\.json"):
-        load_bundle_network(tmp_path / "empty")
+        load_trained_model(tmp_path / "nowhere")
+    (tmp_path / "empty" / "models").mkdir(parents=True)
+    untrained_checkpoint("vtn_addd", tmp_path / "empty" / "models" / "model.pt")
+    with pytest.raises(FileNotFoundError, match=r"config file .*configs/train\.json of bundle .*empty does not exist"):
+        load_trained_model(tmp_path / "empty")
 
 
 def test_image_size_must_fit_the_network_stride(tmp_path):
     weights = untrained_checkpoint("vtn_addd", tmp_path / "weights.pt")
     with pytest.raises(ValueError, match=r"image_size 36 of bundle 'vtn_addd' must be a multiple of .* stride 8"):
-        load_bundle_network(VTN, weights, image_size=36)
+        load_trained_model(VTN, weights, overrides={"image_size": 36})
 
 
 # train.json's loss terms; the affine ones weigh affine_regularization (0 by default)
@@ -73,8 +73,8 @@ MIREGNET_TERMS = ["mine", "tv", "orthogonality", "determinant"]
 
 
 def test_objective_is_the_bundles_loss_with_its_trained_critic(tmp_path):
-    bundle = load_bundle_network(MIREGNET, untrained_checkpoint("miregnet", tmp_path / "weights.pt"))
-    objective, optimizer = load_bundle_objective(bundle)
+    bundle = load_trained_model(MIREGNET, untrained_checkpoint("miregnet", tmp_path / "weights.pt"))
+    objective, optimizer = bundle.objective()
     assert [term.name for term in objective.terms] == MIREGNET_TERMS
     mine = objective.terms[0].loss
     assert isinstance(mine, MINELoss)
@@ -88,15 +88,14 @@ def test_objective_is_the_bundles_loss_with_its_trained_critic(tmp_path):
             parameter.fill_(0.25)
     state = {"network": bundle.network.state_dict(), "objective": objective.state_dict()}
     torch.save(state, tmp_path / "checkpoint.pt")
-    trained = load_bundle_network(MIREGNET, tmp_path / "checkpoint.pt")
-    restored, _ = load_bundle_objective(trained)
+    restored, _ = load_trained_model(MIREGNET, tmp_path / "checkpoint.pt").objective()
     assert all(bool((p == 0.25).all()) for p in restored.terms[0].loss.parameters())
 
 
 def test_label_terms_are_dropped_for_a_pair_without_fixed_labels(tmp_path):
     weights = untrained_checkpoint("midiceregnet", tmp_path / "weights.pt")
-    bundle = load_bundle_network(REPOSITORY / "bundles" / "midiceregnet", weights)
-    objective, _ = load_bundle_objective(bundle)
+    bundle = load_trained_model(REPOSITORY / "bundles" / "midiceregnet", weights)
+    objective, _ = bundle.objective()
     assert [term.name for term in objective.terms] == MIREGNET_TERMS and not objective.needs_labels
-    with pytest.raises(ValueError, match="has no folder"):
-        load_bundle_objective(BundleNetwork(bundle.network, 64))
+    with pytest.raises(ValueError, match="has no bundle config: load it with monai_mine.bundle.load_trained_model"):
+        TrainedModel(bundle.network, 64).objective()

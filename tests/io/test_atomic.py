@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from monai_mine.data.atomic import atomic_output, atomic_write_text
+from monai_mine.io.atomic import atomic_output, atomic_write_text
 
 
 def test_replaces_the_target_only_on_success_and_leaves_no_temporary(tmp_path):

@@ -1,4 +1,4 @@
-"""LabelDiceMetric and JacobianFoldingMetric (MONAI cumulative metrics) and their Ignite handlers."""
+"""LabelDiceMetric and JacobianFoldingMetric: MONAI cumulative metrics, alone and through IgniteMetricHandler."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 from ignite.engine import Engine
-from monai.handlers import from_engine
+from monai.handlers import IgniteMetricHandler, from_engine
 
-from monai_mine.metrics import JacobianFolding, JacobianFoldingMetric, LabelDice, LabelDiceMetric
+from monai_mine.metrics import JacobianFoldingMetric, LabelDiceMetric
 
 SIZE = 16
 
@@ -78,37 +78,21 @@ def test_jacobian_folding_metric():
         metric(torch.zeros(1, 1, SIZE, SIZE, SIZE))
 
 
-def test_label_dice_handler_on_engine_with_dict_output():
+def test_label_dice_through_ignite_metric_handler_on_evaluator_output():
+    # a list of per-pair dicts, as RegistrationEvaluator produces after decollation
     outputs = [
-        {"pred": box(10, shift=2), "label": box(10)},  # Dice 0.8
-        {"pred": box(8, shift=4), "label": box(8)},  # Dice 0.5
+        [{"warped_label": box(10, shift=2)[0], "fixed_label": box(10)[0]}],  # Dice 0.8
+        [{"warped_label": box(8, shift=4)[0], "fixed_label": box(8)[0]}],  # Dice 0.5
     ]
-    engine = run_engine(outputs, LabelDice(), "label_dice")
-    assert engine.state.metrics["label_dice"] == pytest.approx(0.65)
-    torch.testing.assert_close(
-        engine.state.metric_details["label_dice"], torch.tensor([[0.8], [0.5]], dtype=torch.float64)
-    )
+    handler = IgniteMetricHandler(LabelDiceMetric(), output_transform=from_engine(["warped_label", "fixed_label"]))
+    engine = run_engine(outputs, handler, "dice")
+    assert engine.state.metrics["dice"] == pytest.approx(0.65)
+    torch.testing.assert_close(engine.state.metric_details["dice"], torch.tensor([[0.8], [0.5]], dtype=torch.float64))
 
 
-def test_label_dice_handler_on_decollated_output():
-    # a list of per-sample dicts, as MONAI evaluators produce after decollation
-    outputs = [[{"pred": box(10, shift=2)[0], "label": box(10)[0]}, {"pred": box(10)[0], "label": box(10)[0]}]]
-    engine = run_engine(outputs, LabelDice(), "label_dice")
-    assert engine.state.metrics["label_dice"] == pytest.approx(0.9)
-
-
-def test_jacobian_folding_handler_on_engine():
-    outputs = [
-        {"pred": folding_ddf(), "label": box(4)},
-        {"pred": torch.zeros(1, 3, SIZE, SIZE, SIZE), "label": box(4)},
-    ]
-    engine = run_engine(outputs, JacobianFolding(), "folding")
-    assert engine.state.metrics["folding"] == pytest.approx(50.0)
-    assert engine.state.metric_details["folding"].shape == (2, 1)
-
-
-def test_jacobian_folding_handler_with_custom_output_transform():
-    outputs = [{"ddf": folding_ddf()}, {"ddf": folding_ddf()}, {"ddf": torch.zeros(2, 3, SIZE, SIZE, SIZE)}]
-    handler = JacobianFolding(output_transform=lambda output: (from_engine("ddf")(output)[0], None))
-    engine = run_engine(outputs, handler, "folding")
-    assert engine.state.metrics["folding"] == pytest.approx(50.0)
+def test_jacobian_folding_through_ignite_metric_handler():
+    outputs = [{"pred": folding_ddf()}, {"pred": torch.zeros(1, 3, SIZE, SIZE, SIZE)}]
+    handler = IgniteMetricHandler(JacobianFoldingMetric(), output_transform=lambda output: (output["pred"], None))
+    engine = run_engine(outputs, handler, "folding_percent")
+    assert engine.state.metrics["folding_percent"] == pytest.approx(50.0)
+    assert engine.state.metric_details["folding_percent"].shape == (2, 1)

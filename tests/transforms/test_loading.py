@@ -14,7 +14,7 @@ import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd
 
-from monai_mine.data import CheckedLoadImaged, root_cause
+from monai_mine.transforms import CheckedLoadImaged, root_cause
 
 
 def _nifti(path, array):

@@ -12,7 +12,7 @@ import torch
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from monai_mine.data import (
+from monai_mine.transforms import (
     CheckFinited,
     CheckLabelGridd,
     CheckNonConstantd,
@@ -191,3 +191,12 @@ def test_spatial_dims_check_rejects_a_single_slice_volume(tmp_path):
     pattern = re.escape(f"{path} (key 'image') has shape (1, 4, 4, 1): each spatial axis needs at least 2 voxels")
     _raises_naming(_load("image", CheckSpatialDimsd("image")), {"image": path}, pattern)
     assert CheckSpatialDimsd("image", min_size=1)({"image": torch.zeros(1, 4, 4, 1)})["image"].shape == (1, 4, 4, 1)
+
+
+def test_bundle_configs_find_the_transforms_under_monai_mine_data():
+    """Bundle JSON names them ``monai_mine.data.<Name>``: the same objects as in ``monai_mine.transforms``."""
+    import monai_mine.data
+    import monai_mine.transforms
+
+    for name in monai_mine.transforms.__all__:
+        assert getattr(monai_mine.data, name) is getattr(monai_mine.transforms, name)

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from monai_mine.data.atomic import atomic_output
+from monai_mine.io.atomic import atomic_output
 
 __all__ = ["save_nifti"]
 

@@ -1,0 +1,39 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Bundles and trained models: where a bundle lives (``bundle_root``), the model record written with trained
+weights, and the one loader that rebuilds a trained network and its preprocessing (docs/design.md section 8)."""
+
+from __future__ import annotations
+
+from monai_mine.bundle.export import export_torchscript
+from monai_mine.bundle.loader import (
+    TrainedModel,
+    apply_model_record,
+    apply_weights_record,
+    load_trained_model,
+    read_bundle_config,
+)
+from monai_mine.bundle.paths import announce_bundle_root, bundle_root, shipped_bundle_dir
+from monai_mine.bundle.record import RECORDED_IDS, ModelRecord, record_config
+from monai_mine.bundle.weights import read_weights, record_path, save_weights, weights_record
+
+__all__ = [
+    "RECORDED_IDS",
+    "ModelRecord",
+    "TrainedModel",
+    "announce_bundle_root",
+    "apply_model_record",
+    "apply_weights_record",
+    "bundle_root",
+    "export_torchscript",
+    "load_trained_model",
+    "read_bundle_config",
+    "read_weights",
+    "record_config",
+    "record_path",
+    "save_weights",
+    "shipped_bundle_dir",
+    "weights_record",
+]

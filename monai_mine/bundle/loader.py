@@ -1,0 +1,277 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""The one way from a bundle and trained weights to a network, its preprocessing and its loss.
+
+:func:`load_trained_model` serves ``monai-mine register``/``warp``, the MONAI Deploy and MONAI Label adapters, the
+benchmark and the speed benchmark; :func:`apply_model_record` does the same inside the bundles' own evaluate and
+inference workflows. Both read a bundle's configs as ``monai.bundle`` does (files merged in order, then
+overrides), apply the weights' model record (docs/design.md section 8) and refuse an override that contradicts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.bundle import ConfigParser
+from torch import nn
+
+from monai_mine.bundle.context import running_parser
+from monai_mine.bundle.record import ModelRecord, apply_record
+from monai_mine.bundle.weights import describe_state_mismatch, read_weights, weights_record
+from monai_mine.networks.contracts import RegistrationStage
+
+__all__ = ["TrainedModel", "apply_model_record", "apply_weights_record", "load_trained_model", "read_bundle_config"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIGS = ("train.json", "inference.json")
+"""The bundle configs read by default, merged in this order: ``inference.json`` defines the network and its
+preprocessing as inference runs them, ``train.json`` adds the training loss and optimiser (instance optimisation)."""
+
+
+def _config_paths(bundle_dir: Path, config_files: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
+    if config_files is None:
+        config_files = [bundle_dir / "configs" / name for name in DEFAULT_CONFIGS]
+    elif isinstance(config_files, (str, os.PathLike)):
+        config_files = [config_files]
+    paths = [os.fspath(path) for path in config_files]
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file {path} of bundle {bundle_dir} does not exist.")
+    return paths
+
+
+def _parser(paths: list[str], bundle_dir: Path) -> ConfigParser:
+    parser = ConfigParser()
+    try:
+        parser.read_config(paths)
+        metadata = bundle_dir / "configs" / "metadata.json"
+        if metadata.is_file():
+            parser.read_meta(os.fspath(metadata))
+    except ValueError as error:
+        raise ValueError(f"cannot read the configs {paths}: {error}") from error
+    parser["bundle_root"] = os.fspath(bundle_dir)
+    return parser
+
+
+def read_bundle_config(
+    bundle_dir: str | os.PathLike,
+    config_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    record: ModelRecord | None = None,
+) -> ConfigParser:
+    """A bundle's configs as ``monai.bundle`` reads them, with a model record applied.
+
+    Args:
+        bundle_dir: the bundle folder (``bundle_root`` is set to it).
+        config_files: config files merged in order (default :data:`DEFAULT_CONFIGS` of ``configs/``), e.g. with an
+            overlay.
+        overrides: ``{config id: value}`` set after the files, as ``--id value`` on MONAI's command line.
+        record: the trained weights' record: its values replace the configs' defaults.
+
+    Raises:
+        FileNotFoundError: naming a missing bundle folder or config file.
+        ValueError: when a config cannot be read or an override contradicts the record (naming both values).
+    """
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise FileNotFoundError(f"bundle {bundle_dir} does not exist (expected a folder such as bundles/vtn_addd).")
+    paths = _config_paths(bundle_dir, config_files)
+    parser = _parser(paths, bundle_dir)
+    if overrides:
+        parser.update(dict(overrides))
+    if record is not None:
+        apply_record(parser, record, _parser(paths, bundle_dir), overrides=list(overrides or ()))
+    return parser
+
+
+@dataclass(eq=False)
+class TrainedModel:
+    """A trained registration network with what registering a pair needs from its bundle.
+
+    Attributes:
+        network: ``forward(image (B, 2, X, Y, Z)) -> ddf (B, 3, X, Y, Z)`` in voxels, in eval mode on ``device``.
+        image_size: edge of the cubic working grid, a multiple of the network's ``total_stride``.
+        intensity: the dictionary intensity transform on keys ``moving_image``/``fixed_image`` (``None``: images go in
+            unchanged).
+        config: the bundle's configs with the record applied (its ``loss``, ``optimizer``, ...), or ``None`` for a
+            network given directly.
+        record: the weights' model record (``None`` for weights saved without one).
+        name: the bundle's name, for messages.
+        weights: the file the weights came from.
+        device: where the network is.
+    """
+
+    network: nn.Module
+    image_size: int
+    intensity: Callable[[dict], dict] | None = None
+    config: ConfigParser | None = None
+    record: ModelRecord | None = None
+    name: str = "network"
+    weights: Path | None = None
+    device: torch.device = torch.device("cpu")
+
+    def __post_init__(self) -> None:
+        stride = self.network.total_stride if isinstance(self.network, RegistrationStage) else 1
+        if int(self.image_size) < 2 or int(self.image_size) % stride:
+            raise ValueError(
+                f"image_size {self.image_size} of bundle {self.name!r} must be a multiple of the network's total "
+                f"stride {stride}."
+            )
+        self.image_size = int(self.image_size)
+        self.device = torch.device(self.device)
+
+    def objective(self) -> tuple[Any, torch.optim.Optimizer]:
+        """The training loss (``loss``) and ``optimizer`` of the configs, bound to :attr:`network`, for instance
+        optimisation. Label terms (MIDiceRegNet's Dice) are dropped: a pair to register has no fixed label. A
+        training checkpoint's loss state (a trained MINE critic) is loaded when the weights came from one or one
+        lies beside them (``checkpoint.pt``).
+
+        Raises:
+            ValueError: when the configs' ``loss`` is no ``RegistrationObjective`` or its saved state does not fit.
+        """
+        from monai_mine.losses.objective import RegistrationObjective
+
+        if self.config is None:
+            raise ValueError(f"{self.name!r} has no bundle config: load it with monai_mine.bundle.load_trained_model.")
+        self.config["network"] = self.network  # the optimiser's parameter groups refer to @network
+        objective = self.config.get_parsed_content("loss")
+        if not isinstance(objective, RegistrationObjective):
+            raise ValueError(f"loss of bundle {self.name!r} must be a RegistrationObjective, got {type(objective)}.")
+        candidates = [] if self.weights is None else [self.weights, self.weights.with_name("checkpoint.pt")]
+        for candidate in candidates:
+            saved = read_weights(candidate) if candidate.is_file() else None
+            if isinstance(saved, Mapping) and isinstance(saved.get("objective"), Mapping):
+                try:
+                    objective.load_state_dict(saved["objective"])
+                except RuntimeError as error:
+                    raise ValueError(
+                        f"the loss state in {candidate} does not fit bundle {self.name!r}: {error}"
+                    ) from error
+                break
+        optimizer = self.config.get_parsed_content("optimizer")
+        kept = [term for term in objective.terms if not term.needs_labels]
+        return RegistrationObjective(kept).to(self.device), optimizer
+
+
+def _network_state(checkpoint: Any, path: Path) -> Mapping[str, torch.Tensor]:
+    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("network"), Mapping):
+        return checkpoint["network"]
+    if isinstance(checkpoint, Mapping) and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint
+    found = sorted(checkpoint)[:8] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+    raise ValueError(
+        f"checkpoint {path} holds neither network weights (a state dict, as models/model.pt) nor a training "
+        f"checkpoint with 'network' (as models/checkpoint.pt); found {found}."
+    )
+
+
+def load_trained_model(
+    bundle_dir: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    config_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+) -> TrainedModel:
+    """Build a bundle's trained network and preprocessing from its weights' model record.
+
+    Args:
+        bundle_dir: the bundle folder, e.g. ``bundles/vtn_addd`` (or a copy anywhere).
+        weights: a state dict (default ``<bundle_dir>/models/model.pt``) or a training checkpoint holding
+            ``{"network": ..., "model_record": ...}`` (``models/checkpoint.pt``).
+        config_files: the bundle configs to read (default :data:`DEFAULT_CONFIGS` of ``configs/``); an overlay may
+            follow.
+        overrides: ``{config id: value}``, as on MONAI's command line (e.g. ``{"image_size": 128}``); one that
+            contradicts the record is an error.
+        device: where to put the network.
+
+    Raises:
+        FileNotFoundError: naming a missing bundle, config or weights file.
+        ValueError: naming the file when weights or record cannot be read or do not fit, or naming both values when
+            an override contradicts the record.
+    """
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise FileNotFoundError(f"bundle {bundle_dir} does not exist (expected a folder such as bundles/vtn_addd).")
+    path = bundle_dir / "models" / "model.pt" if weights is None else Path(weights)
+    if weights is None and not path.is_file():
+        raise FileNotFoundError(
+            f"bundle {bundle_dir.name!r} has no trained weights at {path}: train it first (python -m monai.bundle run "
+            f"training --config_file {bundle_dir}/configs/train.json) or pass the weights file."
+        )
+    checkpoint = read_weights(path)
+    record = weights_record(path, checkpoint)
+    parser = read_bundle_config(bundle_dir, config_files, overrides, record)
+    name = str(parser.get("bundle_name", bundle_dir.name))
+    network = parser.get_parsed_content("network_def")
+    if not isinstance(network, nn.Module):
+        raise ValueError(f"network_def of bundle {bundle_dir} must build a torch.nn.Module, got {type(network)}.")
+    state = _network_state(checkpoint, path)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        difference = describe_state_mismatch(network.state_dict(), state)
+        raise ValueError(
+            f"checkpoint {path} does not fit the network of bundle {name!r} ({difference}): is it from another "
+            "bundle, or trained with other settings and saved without a model record?"
+        ) from error
+    return TrainedModel(
+        network=network.to(device).eval(),
+        image_size=parser.get_parsed_content("image_size"),
+        intensity=parser.get_parsed_content("intensity") if "intensity" in parser else None,
+        config=parser,
+        record=record,
+        name=name,
+        weights=path,
+        device=device,
+    )
+
+
+def apply_weights_record(
+    parser: ConfigParser, weights: str | os.PathLike, defaults: Sequence[str | os.PathLike]
+) -> ModelRecord | None:
+    """Apply the record of ``weights`` to a bundle config that some tool has read (a running workflow, MONAI
+    Label's bundle tasks), so that it rebuilds the network and preprocessing the weights were trained with.
+
+    Args:
+        parser: the configs as the tool will run them (``bundle_root`` set).
+        weights: the weights the tool loads (``models/model.pt``).
+        defaults: the bundle's own config files for this tool (what the user's values are compared with).
+
+    Returns:
+        the record applied, or ``None`` when the weights have none (a warning) or do not exist yet (the tool's
+        weights loader then says so).
+
+    Raises:
+        ValueError: when a config value the user set contradicts the record (naming both values).
+    """
+    path = Path(weights)
+    if not path.is_file():
+        return None
+    record = weights_record(path, read_weights(path))
+    if record is not None:
+        paths = [os.fspath(file) for file in defaults]
+        apply_record(parser, record, _parser(paths, Path(parser.get("bundle_root", "."))))
+    return record
+
+
+def apply_model_record(weights: str | os.PathLike, defaults: Sequence[str | os.PathLike]) -> ModelRecord | None:
+    """:func:`apply_weights_record` on the configs being run: the bundles' evaluate and inference workflows call it
+    first in ``initialize``.
+
+    Raises:
+        RuntimeError: when not called from a config being parsed.
+        ValueError: when a config value the user set contradicts the record (naming both values).
+    """
+    parser = running_parser()
+    if parser is None:
+        raise RuntimeError("apply_model_record must run inside a bundle config (e.g. in its 'initialize' list).")
+    return apply_weights_record(parser, weights, defaults)

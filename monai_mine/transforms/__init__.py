@@ -1,0 +1,34 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""MONAI dictionary transforms that stop bad input early with a message naming the file.
+
+:class:`CheckedLoadImaged` (:mod:`~monai_mine.transforms.loading`) loads images as MONAI's ``LoadImaged`` does;
+the ``Check*d`` transforms (:mod:`~monai_mine.transforms.checks`) check what was loaded; :func:`root_cause` finds
+a check's error inside MONAI's wrappers. Bundle configs name them ``monai_mine.data.<Name>`` (re-exported there).
+"""
+
+from __future__ import annotations
+
+from monai_mine.transforms.checks import (
+    CheckFinited,
+    CheckLabelGridd,
+    CheckNonConstantd,
+    CheckNonEmptyLabeld,
+    CheckSameShaped,
+    CheckSpatialDimsd,
+    root_cause,
+)
+from monai_mine.transforms.loading import CheckedLoadImaged
+
+__all__ = [
+    "CheckFinited",
+    "CheckLabelGridd",
+    "CheckNonConstantd",
+    "CheckNonEmptyLabeld",
+    "CheckSameShaped",
+    "CheckSpatialDimsd",
+    "CheckedLoadImaged",
+    "root_cause",
+]
