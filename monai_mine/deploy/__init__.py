@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from monai_mine.deploy.bundle import (
     RegistrationBundle,
-    RegistrationResult,
+    WorkingGridRegistration,
     load_registration_bundle,
     read_bundle_configs,
 )
@@ -22,7 +22,7 @@ from monai_mine.deploy.images import image_to_metatensor, metatensor_to_image_pa
 
 __all__ = [
     "RegistrationBundle",
-    "RegistrationResult",
+    "WorkingGridRegistration",
     "image_to_metatensor",
     "load_registration_bundle",
     "metatensor_to_image_parts",

@@ -51,7 +51,7 @@ from monai_mine.keys import FIXED_IMAGE, MOVING_IMAGE
 __all__ = [
     "CONFIG_SUFFIXES",
     "RegistrationBundle",
-    "RegistrationResult",
+    "WorkingGridRegistration",
     "load_registration_bundle",
     "read_bundle_configs",
 ]
@@ -210,7 +210,7 @@ def _load_network(
 
 
 @dataclass(eq=False)
-class RegistrationResult:
+class WorkingGridRegistration:
     """The outputs of registering one pair, on the working grid (the preprocessed fixed image's grid).
 
     Attributes:
@@ -288,7 +288,7 @@ class RegistrationBundle:
         data = self.preprocessing({MOVING_IMAGE: moving, FIXED_IMAGE: fixed})
         return data[MOVING_IMAGE], data[FIXED_IMAGE]
 
-    def register(self, moving: torch.Tensor, fixed: torch.Tensor) -> RegistrationResult:
+    def register(self, moving: torch.Tensor, fixed: torch.Tensor) -> WorkingGridRegistration:
         """Register ``moving`` to ``fixed`` (see :meth:`preprocess` for the inputs).
 
         Returns:
@@ -304,7 +304,7 @@ class RegistrationBundle:
             )
         warped = warp(pair[:, :1], ddf)
         affine = fixed.affine.clone()
-        return RegistrationResult(
+        return WorkingGridRegistration(
             ddf=MetaTensor(ddf[0].cpu(), affine=affine), warped=MetaTensor(warped[0].cpu(), affine=affine.clone())
         )
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from monai.transforms import LoadImage
 
-from monai_mine.deploy.bundle import RegistrationBundle, RegistrationResult, load_registration_bundle
+from monai_mine.deploy.bundle import RegistrationBundle, WorkingGridRegistration, load_registration_bundle
 from monai_mine.deploy.images import image_to_metatensor, metatensor_to_image_parts
 from monai_mine.io.nifti import save_nifti
 from monai_mine.keys import IMAGE_KEYS
@@ -193,11 +193,11 @@ class RegistrationInferenceOperator(InferenceOperator):
                 tensors.append(image_to_metatensor(value, None, key))
         return tuple(tensors)
 
-    def predict(self, data: Any, *args, **kwargs) -> RegistrationResult:
+    def predict(self, data: Any, *args, **kwargs) -> WorkingGridRegistration:
         """Run the bundle on ``(moving, fixed)`` (passed as ``predict(moving, fixed)``)."""
         return self.bundle.register(data, *args)
 
-    def post_process(self, data: RegistrationResult, *args, **kwargs) -> dict[str, Image]:
+    def post_process(self, data: WorkingGridRegistration, *args, **kwargs) -> dict[str, Image]:
         """The result as float32 ``Image`` objects keyed by output port."""
         outputs = {}
         for name in OUTPUT_NAMES:

@@ -35,7 +35,12 @@ def vtn_affine_plan(channels: int = 16, levels: int = 5) -> tuple[list[int], lis
 
 
 def build_vtn(
-    stages: str = "ADDD", channels: int = 16, depth: int = 6, flow_multiplier: float = 1.0, checkpointing: bool = False
+    stages: str = "ADDD",
+    channels: int = 16,
+    depth: int = 6,
+    flow_multiplier: float = 1.0,
+    flow_init_std: float | None = 1e-5,
+    checkpointing: bool = False,
 ) -> RegistrationCascade:
     """A VTN cascade from a layout string: "A" an affine subnetwork, "D" a dense one.
 
@@ -47,6 +52,8 @@ def build_vtn(
         channels: first-level channels of the dense subnetworks (VTN: 16); the affine encoder scales with it.
         depth: stride-2 levels of each dense subnetwork (VTN: 6; inputs divisible by 2^depth).
         flow_multiplier: output scale of the dense subnetworks.
+        flow_init_std: initial weight scale of each dense subnetwork's final flow layer (``None``: PyTorch's default,
+            the paper's); see :class:`~monai_mine.networks.VTNDenseNet`.
         checkpointing: activation checkpointing in every subnetwork while training (less memory, same gradients).
 
     Raises:
@@ -59,7 +66,13 @@ def build_vtn(
     modules = [
         AffineNet(channels=affine_channels, strides=affine_strides, checkpointing=checkpointing)
         if letter == "A"
-        else VTNDenseNet(channels=channels, depth=depth, flow_multiplier=flow_multiplier, checkpointing=checkpointing)
+        else VTNDenseNet(
+            channels=channels,
+            depth=depth,
+            flow_multiplier=flow_multiplier,
+            flow_init_std=flow_init_std,
+            checkpointing=checkpointing,
+        )
         for letter in layout
     ]
     return RegistrationCascade(modules)

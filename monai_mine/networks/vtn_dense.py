@@ -38,6 +38,7 @@ class VTNDenseNet(nn.Module):
         channels: int = 16,
         depth: int = 6,
         flow_multiplier: float = 1.0,
+        flow_init_std: float | None = 1e-5,
         act: tuple | str | None = LEAKY_RELU,
         norm: tuple | str | None = None,
         checkpointing: bool = False,
@@ -48,6 +49,10 @@ class VTNDenseNet(nn.Module):
             channels: channels of the first level; level k has channels * 2^(k-1).
             depth: number of stride-2 levels (VTN: 6, so 128^3 ends at 2^3); at least 2.
             flow_multiplier: scales the output flow (VTN: 1; recursive cascades use 1 / n_cascades).
+            flow_init_std: standard deviation of the final flow layer's initial weights (it has no bias), so that the
+                network starts near the identity, as VoxelMorph's flow layer does; ``None`` keeps PyTorch's default
+                initialisation (the VTN paper's), under which each untrained stage outputs a random field of 1-2
+                voxels on average (times the flow scale of 20).
             act: activation after every convolution but the flow predictions.
             norm: optional normalisation after the encoder convolutions.
             checkpointing: activation checkpointing in training: keep only each encoder level's and each decoder
@@ -74,6 +79,10 @@ class VTNDenseNet(nn.Module):
             self.upsample_features.append(upsample_block(channels_in, skip_width, act=act))
             channels_in = 2 * skip_width + 3
         self.final_flow = upsample_block(channels_in, 3, act=None)
+        if flow_init_std is not None:
+            for layer in self.final_flow.modules():
+                if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
+                    nn.init.normal_(layer.weight, std=flow_init_std)  # the layer has no bias
         self.flow_scale = 20.0 * flow_multiplier
         self.total_stride = 2**depth
         self.checkpointing = checkpointing

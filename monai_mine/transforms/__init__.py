@@ -2,15 +2,19 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""MONAI dictionary transforms that stop bad input early with a message naming the file.
+"""MONAI dictionary transforms: checks that stop bad input early with a message naming the file, and the random
+augmentation of pairs.
 
 :class:`CheckedLoadImaged` (:mod:`~monai_mine.transforms.loading`) loads images as MONAI's ``LoadImaged`` does;
 the ``Check*d`` transforms (:mod:`~monai_mine.transforms.checks`) check what was loaded; :func:`root_cause` finds
 a check's error inside MONAI's wrappers. Bundle configs name them ``monai_mine.data.<Name>`` (re-exported there).
+:class:`RandPairDeformd` (:mod:`~monai_mine.transforms.augment`) gives the moving image a new random deformation
+at every call.
 """
 
 from __future__ import annotations
 
+from monai_mine.transforms.augment import RandPairDeformd
 from monai_mine.transforms.checks import (
     CheckFinited,
     CheckLabelGridd,
@@ -30,5 +34,6 @@ __all__ = [
     "CheckSameShaped",
     "CheckSpatialDimsd",
     "CheckedLoadImaged",
+    "RandPairDeformd",
     "root_cause",
 ]

@@ -53,6 +53,7 @@ TRAIN_VS_INFERENCE = {
 # Which bundles each overlay is for.
 OVERLAY_TARGETS = {
     "quick.json": BUNDLES,
+    "augment.json": BUNDLES,
     "vtn_paper.json": VTN,
     "miregnet_paper.json": MIREGNET,
     "intensity_ct_liver.json": BUNDLES,

@@ -608,3 +608,17 @@ def test_unet_deform_starts_near_the_identity():
         ddf = net(pair((2, 2, 16, 16, 16)))
     assert ddf.abs().max() < 1e-2
     assert ddf.abs().max() > 0  # not dead: gradients reach the head's weights
+
+
+def test_untrained_vtn_dense_stages_start_near_the_identity():
+    """Flow layers initialised near zero (the default): each dense stage's untrained DDF is far below a voxel, where
+    PyTorch's default initialisation (the paper's, flow_init_std=None) gives a random field of about a voxel."""
+    pair = torch.rand(1, 2, 32, 32, 32, generator=torch.Generator().manual_seed(0))
+    sizes = {}
+    for std in (1e-5, None):
+        torch.manual_seed(0)
+        network = build_vtn("ADDD", channels=4, depth=3, flow_init_std=std).eval()
+        with torch.no_grad():
+            records = network.stages(pair[:, :1], pair[:, 1:])
+        sizes[std] = [float(record.flow.abs().mean()) for record in records[1:]]
+    assert max(sizes[1e-5]) < 1e-2 and min(sizes[None]) > 0.1, sizes

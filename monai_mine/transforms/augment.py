@@ -1,0 +1,127 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Random spatial augmentation of registration pairs: every call gives the moving image a new random affine and
+smooth deformation, so that a training run sees a new pair at every iteration."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_tensor
+
+from monai_mine.flows import affine_to_ddf, compose_ddf, warp
+from monai_mine.keys import MOVING_IMAGE, MOVING_LABEL
+
+__all__ = ["RandPairDeformd", "random_rotation"]
+
+
+def random_rotation(angles: Sequence[float]) -> np.ndarray:
+    """The rotation matrix (3, 3) of angles (radians) about axes 0, 1 and 2, applied in that order."""
+    matrix = np.eye(3)
+    for axis, angle in enumerate(angles):
+        i, j = [k for k in range(3) if k != axis]
+        rotation = np.eye(3)
+        rotation[i, i] = rotation[j, j] = math.cos(angle)
+        rotation[i, j], rotation[j, i] = -math.sin(angle), math.sin(angle)
+        matrix = rotation @ matrix
+    return matrix
+
+
+class RandPairDeformd(RandomizableTransform, MapTransform):
+    """Warp the moving image and its label by a random affine map followed by a random smooth deformation.
+
+    The generated displacement is ``u = compose(affine, smooth)`` in voxels (docs/design.md section 2); the images
+    become ``moving(x + u(x))`` (bilinear, border padding) and the labels the same with nearest-neighbour sampling.
+    The affine part rotates by up to ``rotation`` degrees about each axis, scales each axis by up to ``scaling``
+    and translates by up to ``translation`` voxels, about the grid's centre; the smooth part draws a displacement of
+    up to ``deformation`` voxels at ``control_points``^3 points and upsamples it trilinearly. Draws come from the
+    transform's random state, which MONAI's ``DataLoader`` seeds from the bundle's seed, so a run is repeatable.
+    Used on the moving side of a pair, it turns a fixed set of pairs into a new pair at every iteration, for
+    paired, unpaired and Learn2Reg datalists alike.
+
+    Args:
+        keys: the moving image and its label map (items are (C, X, Y, Z), channel first, all on one grid).
+        label_keys: which of ``keys`` are label maps (nearest-neighbour sampling).
+        prob: probability of augmenting a pair.
+        rotation: largest rotation about each axis, degrees.
+        scaling: largest relative change of each axis' scale (0.1: factors in [0.9, 1.1]).
+        translation: largest translation along each axis, voxels.
+        deformation: largest displacement of the smooth part at its control points, voxels.
+        control_points: control points per axis of the smooth part (at least 2).
+        device: where to compute (e.g. the training device); the outputs stay there.
+        allow_missing_keys: skip keys a pair lacks (e.g. no labels).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = (MOVING_IMAGE, MOVING_LABEL),
+        label_keys: KeysCollection = (MOVING_LABEL,),
+        prob: float = 1.0,
+        rotation: float = 10.0,
+        scaling: float = 0.1,
+        translation: float = 3.0,
+        deformation: float = 4.0,
+        control_points: int = 5,
+        device: str | torch.device | None = None,
+        allow_missing_keys: bool = True,
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if min(rotation, scaling, translation, deformation) < 0 or scaling >= 1:
+            raise ValueError(
+                f"rotation, scaling, translation and deformation must be >= 0 and scaling < 1, got {rotation}, "
+                f"{scaling}, {translation}, {deformation}."
+            )
+        if control_points < 2:
+            raise ValueError(f"control_points must be at least 2, got {control_points}.")
+        self.label_keys = set(label_keys) if not isinstance(label_keys, str) else {label_keys}
+        self.rotation, self.scaling, self.translation = rotation, scaling, translation
+        self.deformation, self.control_points = deformation, control_points
+        self.device = None if device is None else torch.device(device)
+        self._matrix = np.eye(3)
+        self._shift = np.zeros(3)
+        self._coarse = np.zeros((3, control_points, control_points, control_points))
+
+    def randomize(self, data: object = None) -> None:
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        angles = np.deg2rad(self.R.uniform(-self.rotation, self.rotation, 3))
+        scales = self.R.uniform(1 - self.scaling, 1 + self.scaling, 3)
+        self._matrix = random_rotation(angles) @ np.diag(scales)
+        self._shift = self.R.uniform(-self.translation, self.translation, 3)
+        shape = (3,) + (self.control_points,) * 3
+        self._coarse = self.R.uniform(-self.deformation, self.deformation, shape)
+
+    def displacement(self, spatial_shape: Sequence[int], device: torch.device | None = None) -> torch.Tensor:
+        """The displacement of the last draw on a grid: Tensor in shape (1, 3, X, Y, Z), voxels."""
+        matrix = torch.as_tensor(self._matrix - np.eye(3), dtype=torch.float32, device=device)[None]
+        shift = torch.as_tensor(self._shift, dtype=torch.float32, device=device)[None]
+        affine = affine_to_ddf(matrix, shift, spatial_shape)
+        coarse = torch.as_tensor(self._coarse, dtype=torch.float32, device=device)[None]
+        smooth = F.interpolate(coarse, size=tuple(spatial_shape), mode="trilinear", align_corners=True)
+        return compose_ddf(affine, smooth)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.randomize()
+        present = list(self.key_iterator(d))
+        if not self._do_transform or not present:
+            return d
+        first = convert_to_tensor(d[present[0]], track_meta=False)
+        device = self.device or first.device
+        ddf = self.displacement(first.shape[1:], device)
+        for key in present:
+            image = convert_to_tensor(d[key], track_meta=False).to(device)
+            label = key in self.label_keys
+            moved = warp(image[None].float(), ddf, mode="nearest" if label else "bilinear")[0]
+            d[key] = moved.to(image.dtype) if label else moved
+        return d

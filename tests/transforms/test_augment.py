@@ -1,0 +1,80 @@
+"""RandPairDeformd: a new, repeatable random deformation of the moving image and its label at every call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from monai_mine.transforms import RandPairDeformd
+from monai_mine.transforms.augment import random_rotation
+
+
+def _pair(size: int = 24) -> dict[str, torch.Tensor]:
+    image = torch.rand(1, size, size, size, generator=torch.Generator().manual_seed(0))
+    return {"moving_image": image, "moving_label": (image * 3).long(), "fixed_image": image.clone()}
+
+
+def test_a_pure_translation_moves_the_image_by_the_drawn_shift():
+    transform = RandPairDeformd(rotation=0, scaling=0, translation=3, deformation=0)
+    transform.set_random_state(1)
+    ramp = torch.arange(24.0)[:, None, None].expand(24, 24, 24)[None]
+    out = transform({"moving_image": ramp})
+    shift = transform._shift
+    assert np.abs(shift).max() > 0.5  # a real draw
+    inside = out["moving_image"][0, 4:-4, 4:-4, 4:-4]  # away from the border padding
+    torch.testing.assert_close(inside, ramp[0, 4:-4, 4:-4, 4:-4] + float(shift[0]), atol=1e-4, rtol=0)
+
+
+def test_draws_are_repeatable_under_a_seed_and_new_at_every_call():
+    first, second = RandPairDeformd(), RandPairDeformd()
+    first.set_random_state(7)
+    second.set_random_state(7)
+    a, b = first(_pair()), second(_pair())
+    torch.testing.assert_close(a["moving_image"], b["moving_image"])
+    again = first(_pair())
+    assert (again["moving_image"] - a["moving_image"]).abs().max() > 0.1
+
+
+def test_only_the_moving_side_changes_and_labels_stay_labels():
+    pair = _pair()
+    transform = RandPairDeformd()
+    transform.set_random_state(0)
+    out = transform(pair)
+    assert torch.equal(out["fixed_image"], pair["fixed_image"])
+    assert (out["moving_image"] - pair["moving_image"]).abs().mean() > 0.05
+    assert out["moving_label"].dtype == torch.int64
+    assert set(out["moving_label"].unique().tolist()) <= set(pair["moving_label"].unique().tolist())
+
+
+def test_displacement_is_smooth_and_bounded():
+    transform = RandPairDeformd(rotation=5, scaling=0.05, translation=2, deformation=3)
+    transform.set_random_state(3)
+    transform.randomize()
+    ddf = transform.displacement((32, 32, 32))
+    # rotation 5 deg and scaling 5 % of a radius of 16 voxels, plus the translation and the smooth part
+    assert ddf.abs().max() < 16 * (np.deg2rad(5) * 3 + 0.05) + 2 * 3**0.5 + 3 * 3**0.5
+    assert (ddf[:, :, 1:] - ddf[:, :, :-1]).abs().max() < 1.0  # no tearing between neighbours
+
+
+def test_no_draw_and_missing_labels_leave_the_pair_alone():
+    pair = _pair()
+    unchanged = RandPairDeformd(prob=0.0)(pair)
+    assert torch.equal(unchanged["moving_image"], pair["moving_image"])
+    images_only = RandPairDeformd()({"moving_image": pair["moving_image"]})
+    assert set(images_only) == {"moving_image"}
+
+
+def test_rotation_matrices_are_rotations():
+    matrix = random_rotation([0.3, -0.2, 0.5])
+    np.testing.assert_allclose(matrix @ matrix.T, np.eye(3), atol=1e-12)
+    assert np.isclose(np.linalg.det(matrix), 1.0)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"scaling": 1.0}, "scaling < 1"), ({"deformation": -1}, ">= 0"), ({"control_points": 1}, "at least 2")],
+)
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        RandPairDeformd(**settings)
