@@ -13,7 +13,8 @@ from monai_mine.losses import MINELoss
 from monai_mine.networks import build_miregnet, build_vtn
 
 NETWORKS = {
-    "vtn-ADDD": lambda: build_vtn("ADDD", channels=4, depth=3),
+    # PyTorch's default flow-layer initialisation, so that the untrained network gives a real displacement
+    "vtn-ADDD": lambda: build_vtn("ADDD", channels=4, depth=3, flow_init_std=None),
     "miregnet": lambda: build_miregnet(
         affine_channels=(4, 8), affine_strides=(2, 2), deform_channels=(4, 8, 8), deform_strides=(2, 2)
     ),

@@ -4,10 +4,12 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """The one way from a bundle and trained weights to a network, its preprocessing and its loss.
 
-:func:`load_trained_model` serves ``monai-mine register``/``warp``, the MONAI Deploy and MONAI Label adapters, the
-benchmark and the speed benchmark; :func:`apply_model_record` does the same inside the bundles' own evaluate and
-inference workflows. Both read a bundle's configs as ``monai.bundle`` does (files merged in order, then
-overrides), apply the weights' model record (docs/design.md section 8) and refuse an override that contradicts it.
+:func:`load_trained_model` serves ``monai-mine register``, ``monai-mine export``, the MONAI Deploy adapter and the
+benchmark (the speed benchmark reads configs with :func:`read_bundle_config`); :func:`apply_weights_record` does the
+same for configs another tool parses: the bundles' own evaluate and inference workflows (through
+:func:`apply_model_record`) and MONAI Label's infer task. Both read a bundle's configs as ``monai.bundle`` does
+(files merged in order, then overrides), apply the weights' model record (docs/design.md section 8) and refuse an
+override that contradicts it.
 """
 
 from __future__ import annotations

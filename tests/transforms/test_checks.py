@@ -194,9 +194,12 @@ def test_spatial_dims_check_rejects_a_single_slice_volume(tmp_path):
 
 
 def test_bundle_configs_find_the_transforms_under_monai_mine_data():
-    """Bundle JSON names them ``monai_mine.data.<Name>``: the same objects as in ``monai_mine.transforms``."""
+    """Bundle JSON names the loading and checking transforms ``monai_mine.data.<Name>``: the same objects as in
+    ``monai_mine.transforms``."""
     import monai_mine.data
     import monai_mine.transforms
 
-    for name in monai_mine.transforms.__all__:
+    names = [name for name in monai_mine.transforms.__all__ if name.startswith("Check")]
+    assert len(names) == 7
+    for name in names:
         assert getattr(monai_mine.data, name) is getattr(monai_mine.transforms, name)
