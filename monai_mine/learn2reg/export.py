@@ -50,7 +50,8 @@ def split_pairs(dataset, split: str) -> tuple[Learn2RegTask, list[tuple[str, str
     """The Learn2Reg task of ``dataset`` and the (fixed, moving) pairs of its ``split``.
 
     Raises:
-        ValueError: an unknown split or a split without pairs.
+        ValueError: an unknown split, a split without pairs, or pairs whose displacement files would have the same
+            name (the challenge's naming keeps only case numbers), naming the pairs that collide.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}.")
@@ -58,6 +59,16 @@ def split_pairs(dataset, split: str) -> tuple[Learn2RegTask, list[tuple[str, str
     pairs = task.pairs[split]
     if not pairs:
         raise ValueError(f"Learn2Reg dataset {task.path} lists no {split} pairs.")
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for pair in pairs:
+        by_name.setdefault(displacement_name(*pair), []).append(pair)
+    collisions = {name: named for name, named in by_name.items() if len(named) > 1}
+    if collisions:
+        shown = "; ".join(f"{name}.nii.gz from {named}" for name, named in collisions.items())
+        raise ValueError(
+            f"Learn2Reg dataset {task.path}: {split} pairs would write the same displacement file ({shown}); each "
+            "pair needs its own fixed and moving case numbers."
+        )
     return task, pairs
 
 

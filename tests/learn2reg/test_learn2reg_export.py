@@ -7,6 +7,8 @@ stored, fixed -> moving, checked with the challenge's own way of applying them (
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from scipy.ndimage import map_coordinates
 
 from monai_mine.data import read_learn2reg_task
 from monai_mine.io import save_nifti
-from monai_mine.learn2reg import export_displacement, export_learn2reg
+from monai_mine.learn2reg import evaluate_learn2reg, export_displacement, export_learn2reg
 from monai_mine.registration.geometry import Grid, working_grid
 
 FIXED_GRID = Grid(SHAPE, AFFINE)
@@ -100,3 +102,19 @@ def test_bad_inputs_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"lists no test pairs"):
         export_learn2reg(dataset, tmp_path, tmp_path / "out", split="test")
     assert not (tmp_path / "d.nii.gz").exists()
+
+
+def test_pairs_that_would_share_a_displacement_file_are_named(tmp_path):
+    """Three pairs with one case number would all write disp_0003_0003.nii.gz: export and evaluation refuse them
+    instead of keeping the last one."""
+    dataset = write_task(tmp_path / "NLST", "paired")
+    content = json.loads(dataset.read_text())
+    first = content["registration_val"][0]
+    content["registration_val"] += [dict(first), {**first, "moving": first["moving"].replace("./", "./imagesTr/../")}]
+    dataset.write_text(json.dumps(content))
+    message = r"validation pairs would write the same displacement file \(disp_0003_0003\.nii\.gz from \[.*0003_0001"
+    with pytest.raises(ValueError, match=message):
+        export_learn2reg(dataset, tmp_path, tmp_path / "submission")
+    with pytest.raises(ValueError, match=message):
+        evaluate_learn2reg(dataset, tmp_path / "submission")
+    assert not (tmp_path / "submission").exists()
