@@ -172,19 +172,6 @@ def _archive_record(archive_path: Path) -> ModelRecord | None:
         raise ValueError(f"{RECORD_EXTRA_FILE} in {archive_path} is not valid JSON: {error.msg}.") from error
 
 
-def _archive_record(archive_path: Path) -> ModelRecord | None:
-    """The model record an export carries as the extra file ``model_config.json``, else ``None``."""
-    with zipfile.ZipFile(archive_path) as archive:
-        members = [name for name in archive.namelist() if name.endswith(f"/extra/{RECORD_EXTRA_FILE}")]
-        if not members:
-            return None
-        data = archive.read(members[0])
-    try:
-        return ModelRecord.from_dict(json.loads(data), f"{archive_path} ({RECORD_EXTRA_FILE})")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{RECORD_EXTRA_FILE} in {archive_path} is not valid JSON: {error.msg}.") from error
-
-
 def _load_network(
     path: Path, parser: ConfigParser, names: Sequence[str], device: torch.device
 ) -> tuple[nn.Module, Path, ConfigParser]:
