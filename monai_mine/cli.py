@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "learn2reg_evaluate",
     "learn2reg_export",
     "register",
+    "template",
     "version",
     "warp",
     "main",
@@ -156,32 +158,55 @@ def _user_errors(command: str) -> Iterator[None]:
 
 
 def _paths(value: str | Sequence[str] | None) -> list[str]:
-    """File names from a flag given once, repeated (merged by ``main``), or as a list: ``[a.nii.gz,b.nii.gz]``."""
+    """File names from a flag given once, repeated (a list, see :func:`_typed_argv`), or as ``[a.nii.gz,b.nii.gz]``."""
     if value is None or value == "":
         return []
     if isinstance(value, (list, tuple)):
         return [os.fspath(str(item)) for item in value]
     text = str(value)
-    if os.path.exists(text) or "," not in text:
-        return [text]
-    return [item.strip() for item in text.strip("[]").split(",") if item.strip()]
+    if text.startswith("[") and text.endswith("]") and not os.path.exists(text):
+        return [item.strip() for item in text[1:-1].split(",") if item.strip()]
+    return [text]
 
 
-def _merge_repeated(argv: list[str], flag: str) -> list[str]:
-    """``--flag a --flag b`` as ``--flag a,b`` (fire keeps only the last of repeated flags)."""
-    values, rest, index = [], [], 0
+def _takes_text(parameter: inspect.Parameter) -> bool:
+    """Whether a command parameter is annotated as a string (``str``, ``str | None``, ``str | Sequence[str]``)."""
+    return str(parameter.annotation).startswith("str")
+
+
+def _typed_argv(command: Callable, argv: Sequence[str]) -> list[str]:
+    """The arguments of ``command`` with the values of its string parameters quoted as Python string literals, so
+    that fire passes them on exactly as typed.
+
+    fire reads every value as a Python literal where it can: an output folder ``1e3`` would become the float
+    1000.0, ``2024_01`` the integer 202401, ``0x1F`` 31, ``a,b`` a tuple and ``True``/``None`` those constants.
+    Flags (``--name value``, ``--name=value``) and the positional values before the first flag are quoted when
+    their parameter is a string; a string flag given several times (``--moving_label a --moving_label b``)
+    becomes one list of strings (fire would keep only the last). Other values are left to fire.
+    """
+    parameters = inspect.signature(command).parameters
+    text = {name for name, parameter in parameters.items() if _takes_text(parameter)}
+    positional, flags, rest = [], {}, []
+    index = 0
+    while index < len(argv) and not argv[index].startswith("-"):
+        positional.append(argv[index])
+        index += 1
     while index < len(argv):
         item = argv[index]
-        if item == flag and index + 1 < len(argv):
-            values.append(argv[index + 1])
-            index += 2
-            continue
-        if item.startswith(flag + "="):
-            values.append(item[len(flag) + 1 :])
+        flag, equals, value = item.partition("=")
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+        if name in text and (equals or index + 1 < len(argv)):
+            if not equals:
+                value, index = argv[index + 1], index + 1
+            flags.setdefault(flag, []).append(value)
         else:
             rest.append(item)
         index += 1
-    return rest + [flag, ",".join(values)] if len(values) > 1 else argv
+    quoted = [repr(value) if name in text else value for name, value in zip(parameters, positional)]
+    quoted += positional[len(quoted) :]
+    for flag, values in flags.items():
+        quoted += [flag, repr(values[0] if len(values) == 1 else values)]
+    return quoted + rest
 
 
 def register(
@@ -193,6 +218,7 @@ def register(
     moving_label: str | Sequence[str] | None = None,
     instance_optimization: int = 0,
     device: str = "cpu",
+    assume_affine: bool = False,
 ) -> str:
     """Register a moving image to a fixed one (NIfTI files of any size, orientation and spacing) with a bundle.
 
@@ -209,6 +235,7 @@ def register(
         moving_label: a label map of the moving image; repeat the flag (or pass "[a.nii.gz,b.nii.gz]") for more.
         instance_optimization: refine the DDF with this many steps of the bundle's training loss on the pair.
         device: "cpu" or "cuda".
+        assume_affine: accept NIfTI files whose qform and sform codes are both 0 (nibabel's fallback affine).
 
     Returns:
         timings, Jacobian statistics and the output folder.
@@ -225,8 +252,35 @@ def register(
             _paths(moving_label),
             int(instance_optimization),
             device,
+            assume_affine=bool(assume_affine),
         )
     return report.summary()
+
+
+def template(out: str = "mni", size: int = 128) -> str:
+    """Write the ICBM152 2009 (MNI) brain template that the shipped bundle weights register to, as NIfTI.
+
+    Writes ``t1.nii.gz`` (skull-stripped T1, [0, 1]), ``t2_like.nii.gz``, ``labels.nii.gz`` (1 CSF, 2 GM, 3 WM)
+    and ``mask.nii.gz`` into ``out``: ``size``^3 voxels around the brain at ``192 / size`` mm in MNI (RAS) world
+    coordinates, the grid of the brain benchmark (1.5 mm at 128^3). Needs nilearn (``pip install
+    "monai-mine[benchmark]"``), which ships the template.
+
+    Args:
+        out: the output folder (created; files of the same names are replaced).
+        size: voxels per axis.
+
+    Returns:
+        the written files.
+    """
+    from monai_mine.benchmark.template import build_template
+    from monai_mine.io import save_nifti
+
+    with _user_errors("template"):
+        brain = build_template(int(size))
+        folder = Path(out)
+        volumes = {"t1": brain.t1, "t2_like": brain.t2_like, "labels": brain.labels, "mask": brain.mask.astype("uint8")}
+        paths = [save_nifti(volume, folder / f"{name}.nii.gz", brain.affine) for name, volume in volumes.items()]
+    return "\n".join(str(Path(path).resolve()) for path in paths)
 
 
 def export(bundle: str, out: str | None = None, checkpoint: str | None = None) -> str:
@@ -351,26 +405,27 @@ def benchmark(
 
 def main() -> None:
     """Entry point of the ``monai-mine`` console script."""
-    if sys.argv[1:2] == ["bench-speed"]:  # argparse options, passed through untouched
+    commands = {
+        "bench-speed": bench_speed,
+        "benchmark": benchmark,
+        "demo": demo,
+        "export": export,
+        "version": version,
+        "learn2reg-datalist": learn2reg_datalist,
+        "learn2reg-export": learn2reg_export,
+        "learn2reg-evaluate": learn2reg_evaluate,
+        "register": register,
+        "template": template,
+        "warp": warp,
+        "jacobian": jacobian,
+    }
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name == "bench-speed":  # argparse options, passed through untouched
         bench_speed(sys.argv[2:])
         return
-    sys.argv[1:] = _merge_repeated(sys.argv[1:], "--moving_label")
-    fire.Fire(
-        {
-            "bench-speed": bench_speed,
-            "benchmark": benchmark,
-            "demo": demo,
-            "export": export,
-            "version": version,
-            "learn2reg-datalist": learn2reg_datalist,
-            "learn2reg-export": learn2reg_export,
-            "learn2reg-evaluate": learn2reg_evaluate,
-            "register": register,
-            "warp": warp,
-            "jacobian": jacobian,
-        },
-        name="monai-mine",
-    )
+    if name in commands:
+        sys.argv[2:] = _typed_argv(commands[name], sys.argv[2:])
+    fire.Fire(commands, name="monai-mine")
 
 
 if __name__ == "__main__":

@@ -170,3 +170,47 @@ def test_command_errors_name_the_file(tmp_path, monkeypatch, argv, message):
     assert str(exit_info.value.code).startswith(f"monai-mine {argv[0]}: error: ")
     assert message.format(**names) in str(exit_info.value.code)
     assert not (tmp_path / "out").exists() and not (tmp_path / "w.nii.gz").exists()
+
+
+def test_template_command_writes_the_mni_template_on_one_grid(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["monai-mine", "template", "--out", str(tmp_path / "mni"), "--size", "16"])
+    main()
+    written = capsys.readouterr().out.split()
+    assert [Path(path).name for path in written] == ["t1.nii.gz", "t2_like.nii.gz", "labels.nii.gz", "mask.nii.gz"]
+    images = {Path(path).name: nib.load(path) for path in written}
+    for image in images.values():
+        assert image.shape == (16, 16, 16)
+        np.testing.assert_allclose(image.affine, images["t1.nii.gz"].affine)
+    np.testing.assert_allclose(np.diag(images["t1.nii.gz"].affine)[:3], 12.0)  # 192 mm / 16 voxels
+    assert set(np.unique(np.asarray(images["labels.nii.gz"].dataobj))) == {0, 1, 2, 3}
+
+
+TYPED_NAMES = ["1e3", "2024_01", "a,b", "0x1F", "True", "None"]
+
+
+@pytest.mark.parametrize("name", TYPED_NAMES)
+def test_names_reach_the_command_as_typed(name, tmp_path, monkeypatch):
+    """fire would read these as 1000.0, 202401, ('a', 'b'), 31, True and None; the commands get the strings."""
+    received = {}
+
+    def fake_warp(image: str, ddf: str, out: str, label: bool = False, device: str = "cpu") -> str:
+        received.update(image=image, ddf=ddf, out=out, label=label)
+        return "done"
+
+    monkeypatch.setattr("monai_mine.cli.warp", fake_warp)
+    run_main(monkeypatch, "warp", name, f"--ddf={name}", "--out", name, "--label")
+    assert received == {"image": name, "ddf": name, "out": name, "label": True}
+
+
+def test_repeated_and_listed_label_flags_give_every_file():
+    from monai_mine.cli import _paths, _typed_argv, register
+
+    argv = _typed_argv(register, ["--fixed", "f", "--moving", "m", "--moving_label", "a,b", "--moving_label", "1e3"])
+    assert argv[argv.index("--moving_label") + 1] == repr(["a,b", "1e3"])
+    assert _paths("a,b") == ["a,b"] and _paths("[x.nii.gz, y.nii.gz]") == ["x.nii.gz", "y.nii.gz"]
+
+
+def test_template_writes_into_a_folder_named_as_typed(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_main(monkeypatch, "template", "--out", "1e3", "--size", "8")
+    assert (tmp_path / "1e3" / "t1.nii.gz").is_file() and not (tmp_path / "1000.0").exists()

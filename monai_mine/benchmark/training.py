@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,6 +209,7 @@ def train_bundle(
     minutes: float,
     seed: int = 0,
     image_size: int = 64,
+    overrides: Mapping[str, object] | None = None,
 ) -> TrainingResult:
     """Train a bundle on a datalist for a wall-clock budget with its own ``configs/train.json``.
 
@@ -219,6 +221,8 @@ def train_bundle(
         minutes: the training budget (see :class:`TimeBudget`).
         seed: the training seed.
         image_size: the working grid edge (the bundles' default is 64).
+        overrides: further config overrides (ids to values, e.g. an overlay's content such as
+            ``configs/augment.json``); the data, folders, seed and length above take precedence.
 
     Returns:
         the :class:`TrainingResult`.
@@ -234,6 +238,7 @@ def train_bundle(
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist.")
     overrides = {
+        **(overrides or {}),
         "datalist": os.fspath(Path(datalist).resolve()),
         "ckpt_dir": os.fspath(out_dir / "models"),
         "tensorboard_dir": os.fspath(out_dir / "runs"),

@@ -15,6 +15,7 @@ from monai_mine.engines.checkpoint import (
     unwrap_network,
 )
 from monai_mine.engines.evaluator import RegistrationEvaluator
+from monai_mine.engines.held_out import HeldOutReport
 from monai_mine.engines.recorder import ModelRecorder
 from monai_mine.engines.stage_schedule import StageSchedule
 from monai_mine.engines.trainer import RegistrationTrainer, loss_and_terms
@@ -23,6 +24,7 @@ from monai_mine.engines.writers import RegistrationMetricsWriter, RegistrationWr
 
 __all__ = [
     "BestModelSaver",
+    "HeldOutReport",
     "ModelRecorder",
     "RegistrationBatch",
     "RegistrationEvaluator",

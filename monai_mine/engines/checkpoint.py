@@ -146,7 +146,8 @@ class BestModelSaver:
             save_path: e.g. ``models/model.pt``.
             metric_name: the evaluator metric to maximise.
             record: the training's model record, written beside the weights (``models/model_config.json``) so that
-                every consumer rebuilds the network and preprocessing they were trained with.
+                every consumer rebuilds the network and preprocessing they were trained with; its ``training``
+                part also gets the validation score of the saved weights (``{"validation": {metric_name: value}}``).
         """
         self.network = network
         self.save_path = Path(save_path)
@@ -165,6 +166,8 @@ class BestModelSaver:
             self.best_value = value
             if _is_main_process():
                 record = self.record.snapshot() if self.record is not None else None
+                if record is not None:
+                    record.training["validation"] = {self.metric_name: value}
                 save_weights(unwrap_network(self.network).state_dict(), self.save_path, record)
             logger.info(f"new best {self.metric_name} = {value:.4f}: saved {self.save_path}")
 

@@ -32,6 +32,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, read_learn2reg_task
 from monai_mine.io.nifti import save_nifti
@@ -84,7 +85,7 @@ def image_grid(path: str | os.PathLike, role: str) -> Grid:
         raise FileNotFoundError(f"{role} {path} does not exist.")
     try:
         image = nib.load(path)
-    except (ImageFileError, OSError, EOFError, ValueError) as error:
+    except (ImageFileError, HeaderDataError, OSError, EOFError, ValueError) as error:
         raise ValueError(f"cannot read {role} {path} as a NIfTI image: {error}") from error
     if len(image.shape) < 3:
         raise ValueError(f"{role} {path} has shape {image.shape}; expected a 3D image (X, Y, Z).")

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "Grid",
+    "box_overlap",
     "closest_ras_grid",
     "ddf_to_grid",
     "physical_displacement",
@@ -75,9 +76,24 @@ class Grid:
         """The closest orientation codes, e.g. ``"RAS"`` or ``"LPS"``."""
         return "".join(nib.orientations.aff2axcodes(self.affine))
 
+    @property
+    def world_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The axis-aligned world bounding box (mm) of the voxel centres: ``(lower (3,), upper (3,))``."""
+        corners = np.array(np.meshgrid(*[[0, n - 1] for n in self.shape], indexing="ij")).reshape(3, -1)
+        world = self.affine[:3, :3] @ corners + self.affine[:3, 3:4]
+        return world.min(axis=1), world.max(axis=1)
+
     def same_as(self, other: Grid, tolerance: float = 1e-3) -> bool:
         """Whether both grids have one shape and their affines agree within ``tolerance`` mm per voxel step."""
         return self.shape == other.shape and bool(np.allclose(self.affine, other.affine, atol=tolerance, rtol=0))
+
+
+def box_overlap(first: Grid, second: Grid) -> float:
+    """The volume of the intersection of two grids' world boxes over the volume of the smaller box, in [0, 1]."""
+    (low_a, high_a), (low_b, high_b) = first.world_box, second.world_box
+    sides = np.clip(np.minimum(high_a, high_b) - np.maximum(low_a, low_b), 0.0, None)
+    smaller = min(np.prod(np.maximum(high_a - low_a, 1e-6)), np.prod(np.maximum(high_b - low_b, 1e-6)))
+    return float(np.prod(sides) / smaller)
 
 
 def closest_ras_grid(grid: Grid) -> Grid:

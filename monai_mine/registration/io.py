@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from monai_mine.io.atomic import atomic_output
 from monai_mine.registration.geometry import Grid
@@ -80,7 +81,7 @@ def _read(path: str | os.PathLike, role: str) -> tuple[nib.spatialimages.Spatial
         raise ValueError(f"{role} {path} is not a file (a NIfTI .nii or .nii.gz file is expected).")
     try:
         image = nib.load(path)
-    except (ImageFileError, OSError, EOFError, ValueError) as error:
+    except (ImageFileError, HeaderDataError, OSError, EOFError, ValueError) as error:
         raise ValueError(f"cannot read {role} {path} as a NIfTI image: {error}") from error
     return image, path
 
@@ -90,12 +91,25 @@ def _array(image: nib.spatialimages.SpatialImage, path: Path, role: str, label: 
         raise ValueError(f"{role} {path} holds complex voxels; expected real values (take the magnitude first).")
     try:
         data = np.asanyarray(image.dataobj) if label else image.get_fdata(dtype=np.float32)
-    except (OSError, EOFError, ValueError, MemoryError) as error:  # truncated or corrupt data after a valid header
+    except (HeaderDataError, OSError, EOFError, ValueError, MemoryError) as error:  # bad scaling, truncated data
         raise ValueError(f"cannot read the voxels of {role} {path} (truncated or corrupt file?): {error}") from error
     return np.asarray(data)
 
 
-def load_volume(path: str | os.PathLike, role: str = "image", label: bool = False) -> Volume:
+def _check_orientation(image: nib.spatialimages.SpatialImage, path: Path, role: str) -> None:
+    """Refuse a NIfTI file whose qform and sform codes are both 0: its place in the world is unknown."""
+    header = image.header
+    if isinstance(header, nib.Nifti1Header) and int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        raise ValueError(
+            f"{role} {path} has qform_code and sform_code 0: where its voxels lie in the world is unknown, and "
+            "nibabel's fallback (voxel sizes only, no orientation) may flip or shift it. Set its orientation (e.g. "
+            "fslorient, or nibabel's set_qform/set_sform), or pass --assume_affine to use the fallback."
+        )
+
+
+def load_volume(
+    path: str | os.PathLike, role: str = "image", label: bool = False, assume_affine: bool = False
+) -> Volume:
     """Read a 3D image (float32) or label map (integers) and check it.
 
     Trailing axes of size 1 beyond the third (e.g. ``(X, Y, Z, 1)``) are dropped.
@@ -104,13 +118,17 @@ def load_volume(path: str | os.PathLike, role: str = "image", label: bool = Fals
         path: a NIfTI file (any format nibabel reads).
         role: what the file is, for messages (e.g. ``"fixed image"``).
         label: read a label map: integer voxels (floating files must hold whole numbers).
+        assume_affine: accept a NIfTI file with qform and sform codes 0 (nibabel's fallback affine).
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: naming the file when it cannot be read, is not 3D, has NaN/Inf voxels, a label map holds
-            fractional values, or an image is constant.
+        ValueError: naming the file when it cannot be read, has no orientation (both header codes 0, unless
+            ``assume_affine``), is not 3D, has NaN/Inf voxels, a label map holds fractional values, or an image
+            is constant.
     """
     image, path = _read(path, role)
+    if not assume_affine:
+        _check_orientation(image, path, role)
     shape = tuple(image.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]

@@ -34,6 +34,7 @@ from monai_mine.keys import FIXED_IMAGE, IMAGE_KEYS, MOVING_IMAGE
 from monai_mine.metrics import jacobian_statistics
 from monai_mine.registration.geometry import (
     Grid,
+    box_overlap,
     ddf_to_grid,
     resample_to_grid,
     to_closest_ras,
@@ -44,7 +45,14 @@ from monai_mine.registration.instance import InstanceOptimization, instance_opti
 from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
 from monai_mine.timing import device_clock
 
-__all__ = ["RegistrationReport", "RegistrationResult", "register_files", "register_volumes"]
+__all__ = [
+    "MIN_BOX_OVERLAP",
+    "RegistrationReport",
+    "RegistrationResult",
+    "check_overlap",
+    "register_files",
+    "register_volumes",
+]
 
 
 @dataclass
@@ -81,6 +89,32 @@ def _scale_intensity(bundle: TrainedModel, moving: torch.Tensor, fixed: torch.Te
     return tuple(convert_to_tensor(scaled[key], track_meta=False).float() for key in IMAGE_KEYS)
 
 
+MIN_BOX_OVERLAP = 0.1
+"""The least share of the smaller image's world box that the fixed and moving boxes must have in common."""
+
+
+def _box(volume: Volume) -> str:
+    low, high = volume.grid.world_box
+    return "[" + ", ".join(f"{a:.1f}..{b:.1f}" for a, b in zip(low, high)) + "] mm"
+
+
+def check_overlap(fixed: Volume, moving: Volume) -> None:
+    """Refuse a pair whose world boxes barely meet: the moving image would be sampled outside itself.
+
+    Raises:
+        ValueError: naming both images and their world boxes when they share less than :data:`MIN_BOX_OVERLAP`
+            of the smaller box (different coordinate systems, or a header with a wrong origin).
+    """
+    share = box_overlap(fixed.grid, moving.grid)
+    if share < MIN_BOX_OVERLAP:
+        raise ValueError(
+            f"the fixed image {fixed.name} (world box {_box(fixed)}) and the moving image {moving.name} (world box "
+            f"{_box(moving)}) overlap by {100 * share:.1f} % of the smaller box, less than "
+            f"{100 * MIN_BOX_OVERLAP:.0f} %: are they in the same world coordinates? Align their origins first "
+            "(e.g. a rigid pre-alignment, or headers that place both in scanner or MNI space)."
+        )
+
+
 def register_volumes(
     fixed: Volume,
     moving: Volume,
@@ -102,6 +136,7 @@ def register_volumes(
     """
     if int(instance_optimization) < 0:
         raise ValueError(f"instance_optimization must be >= 0 steps, got {instance_optimization}.")
+    check_overlap(fixed, moving)
     device = bundle.device
     start = device_clock(device)
     working = working_grid(fixed.grid, bundle.image_size)
@@ -214,6 +249,7 @@ def register_files(
     moving_labels: Sequence[str | os.PathLike] = (),
     instance_optimization: int = 0,
     device: str | torch.device = "cpu",
+    assume_affine: bool = False,
 ) -> RegistrationReport:
     """Register two NIfTI files with a bundle and write the results on the fixed image's grid.
 
@@ -235,22 +271,25 @@ def register_files(
         instance_optimization: gradient steps of the bundle's training loss on this pair; the network's weights
             are restored afterwards.
         device: ``"cpu"``, ``"cuda"``, ... (only with a bundle folder; a loaded bundle keeps its device).
+        assume_affine: accept NIfTI inputs whose qform and sform codes are both 0, with nibabel's fallback
+            affine (refused otherwise: their place in the world is unknown).
 
     Returns:
         a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
 
     Raises:
         FileNotFoundError: naming a missing input, bundle or checkpoint.
-        ValueError: naming the file for unreadable, non-3D or non-finite inputs, or a checkpoint that does not fit.
+        ValueError: naming the file for unreadable, unplaced (both header codes 0), non-3D or non-finite inputs,
+            images whose world boxes barely overlap, or a checkpoint that does not fit.
     """
     if isinstance(moving_labels, (str, os.PathLike)):
         moving_labels = [moving_labels]
     label_paths = [os.fspath(path) for path in moving_labels]
     out_dir = Path(out_dir)
     paths = _output_paths(out_dir, label_paths, [os.fspath(fixed), os.fspath(moving), *label_paths])
-    fixed_volume = load_volume(fixed, "fixed image")
-    moving_volume = load_volume(moving, "moving image")
-    labels = [load_volume(path, "moving label", label=True) for path in label_paths]
+    fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
+    moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
+    labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]
     if isinstance(bundle, TrainedModel):
         if checkpoint is not None:
             raise ValueError("checkpoint is for a bundle folder; this bundle is loaded already.")

@@ -9,7 +9,7 @@ augmentation of pairs.
 the ``Check*d`` transforms (:mod:`~monai_mine.transforms.checks`) check what was loaded; :func:`root_cause` finds
 a check's error inside MONAI's wrappers. Bundle configs name them ``monai_mine.data.<Name>`` (re-exported there).
 :class:`RandPairDeformd` (:mod:`~monai_mine.transforms.augment`) gives the moving image a new random deformation
-at every call.
+at every call, :class:`RandContrastRemapd` (:mod:`~monai_mine.transforms.contrast`) an image a new random contrast.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from monai_mine.transforms.checks import (
     CheckSpatialDimsd,
     root_cause,
 )
+from monai_mine.transforms.contrast import RandContrastRemapd
 from monai_mine.transforms.loading import CheckedLoadImaged
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CheckSameShaped",
     "CheckSpatialDimsd",
     "CheckedLoadImaged",
+    "RandContrastRemapd",
     "RandPairDeformd",
     "root_cause",
 ]

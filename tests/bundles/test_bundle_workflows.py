@@ -63,6 +63,10 @@ def test_train_evaluate_infer_export(name, bundle_copy):
         assert all(np.isfinite(float(row[column])) for row in rows), column
     summary = json.loads((bundle / "eval" / "metrics_summary.json").read_text())
     assert summary["num_pairs"] == 4 and {"mean", "std", "median"} <= set(summary["metrics"]["dice"])
+    # the training's held-out report scored the same test pairs with the same weights as the evaluate workflow
+    reported = trained.parser.get_parsed_content("train#trainer").state.metrics
+    assert reported["test_identity_dice"] == pytest.approx(np.mean([float(r["dice_before"]) for r in rows]), abs=1e-3)
+    assert reported["test_dice"] == pytest.approx(np.mean([float(r["dice"]) for r in rows]), abs=1e-3)
 
     run_workflow(bundle, ("inference.json",), "infer")
     outputs = sorted((bundle / "eval" / "inference").glob("*.nii.gz"))

@@ -12,6 +12,7 @@ import errno
 import json
 import re
 import shutil
+import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,17 @@ def inputs(tmp_path_factory) -> Path:
     _save(folder / "ddf_two_components.nii.gz", ddf[..., :2])
     _save(folder / "ddf_nan.nii.gz", np.where(ddf > 0, np.nan, 0).astype(np.float32))
     (folder / "not_a_folder").write_text("a file")
+    unplaced = nib.Nifti1Image(_volume(13), np.eye(4))
+    unplaced.set_sform(None, code=0)
+    unplaced.set_qform(None, code=0)
+    nib.save(unplaced, str(folder / "no_orientation.nii.gz"))
+    far = np.eye(4)
+    far[:3, 3] = 1000.0
+    _save(folder / "far_away.nii.gz", _volume(14), far)
+    _save(folder / "bad_scaling.nii", (_volume(15)).astype(np.int16))
+    with open(folder / "bad_scaling.nii", "r+b") as stream:  # scl_slope 1, scl_inter NaN (header bytes 112-119)
+        stream.seek(112)
+        stream.write(struct.pack("<ff", 1.0, float("nan")))
     return folder
 
 
@@ -195,6 +207,23 @@ COMMANDS = [
         "register_missing",
         _register("fixed.nii.gz", "absent.nii.gz"),
         REGISTER + r"moving image \S*absent\.nii\.gz does not exist",
+    ),
+    Command(
+        "register_no_orientation",
+        _register("no_orientation.nii.gz"),
+        REGISTER + r"fixed image \S*no_orientation\.nii\.gz has qform_code and sform_code 0: .* --assume_affine",
+    ),
+    Command("register_no_orientation_assumed", _register("no_orientation.nii.gz", "moving.nii.gz", "--assume_affine")),
+    Command(
+        "register_boxes_far_apart",
+        _register("fixed.nii.gz", "far_away.nii.gz"),
+        REGISTER + r"the fixed image \S*fixed\.nii\.gz \(world box \[0\.0\.\.15\.0, .*\) and the moving image "
+        r"\S*far_away\.nii\.gz \(world box \[1000\.0\.\.1015\.0, .*\) overlap by 0\.0 %",
+    ),
+    Command(
+        "register_bad_scaling",
+        _register("fixed.nii.gz", "bad_scaling.nii"),
+        REGISTER + r"cannot read moving image \S*bad_scaling\.nii as a NIfTI image: Valid slope but invalid intercept",
     ),
     Command(
         "register_nan_label",

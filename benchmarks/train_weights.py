@@ -1,0 +1,132 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Train the weights a bundle ships (``bundles/<bundle>/models/model.pt``) on the brain benchmark's distribution.
+
+The data is the ICBM152 template (fixed) and copies of it under random affine + smooth transforms (moving), made
+exactly as the benchmark's pairs but with seeds disjoint from its test pairs
+(:func:`monai_mine.benchmark.write_training_datalist`), at 128^3 (1.5 mm); the bundle's own ``train.json`` runs
+on them with the overlays given (by default ``configs/augment.json``: every iteration warps the moving image
+once more by a new random transform, so no pair repeats), for a wall-clock budget, keeping the weights of the
+best validation Dice. The weights and their model record (``model.pt``, ``model_config.json``) replace the
+bundle's, and the run is recorded in ``benchmarks/results/shipped_weights.json`` (command, machine, data,
+iterations, wall time, validation Dice) for the bundle's model card::
+
+    python benchmarks/train_weights.py --bundle vtn_addd --track mono --minutes 45
+    python benchmarks/train_weights.py --bundle miregnet --track multimodal --minutes 45 \\
+        --overlays configs/augment.json,configs/augment_contrast.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from monai_mine.benchmark import build_template
+from monai_mine.benchmark.training import train_bundle, write_training_datalist
+from monai_mine.bundle import read_weights, shipped_bundle_dir
+from monai_mine.io import atomic_write_text
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "shipped_weights.json"
+
+
+def read_overlays(paths: list[str]) -> dict:
+    """The overrides of overlay files (JSON objects of config ids), later files winning."""
+    overrides: dict = {}
+    for path in paths:
+        content = json.loads((ROOT / path).read_text() if not Path(path).is_file() else Path(path).read_text())
+        if not isinstance(content, dict):
+            raise ValueError(f"overlay {path} must hold a JSON object of config ids, got {type(content).__name__}.")
+        overrides.update(content)
+    return overrides
+
+
+def best_validation_score(models: Path) -> float | None:
+    """The validation Dice the saved weights reached, from their model record."""
+    record = json.loads((models / "model_config.json").read_text())
+    return record["training"].get("validation", {}).get("val_score")
+
+
+def install(models: Path, bundle_dir: Path) -> None:
+    """Copy ``model.pt`` and ``model_config.json`` into the bundle's ``models/``, each replaced atomically."""
+    read_weights(models / "model.pt")  # a complete, loadable file before anything is replaced
+    target = bundle_dir / "models"
+    target.mkdir(exist_ok=True)
+    for name in ("model.pt", "model_config.json"):
+        temporary = target / f".{name}.incoming"
+        shutil.copyfile(models / name, temporary)
+        os.replace(temporary, target / name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True, help="bundle folder name under bundles/")
+    parser.add_argument("--track", default="mono", choices=("mono", "multimodal"))
+    parser.add_argument("--minutes", type=float, default=45.0, help="training budget, wall-clock minutes")
+    parser.add_argument("--size", type=int, default=128, help="template grid edge of the data (voxels)")
+    parser.add_argument("--image_size", type=int, default=64, help="working grid edge of the network")
+    parser.add_argument("--training_pairs", type=int, default=64)
+    parser.add_argument("--validation_pairs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overlays", default="configs/augment.json", help="comma-separated overlay files")
+    parser.add_argument("--overrides", default="{}", help="JSON object of further config overrides")
+    parser.add_argument("--work_dir", default=None, help="data and training outputs (default: a temporary folder)")
+    parser.add_argument("--no_install", action="store_true", help="leave the bundle's models/ as it is")
+    args = parser.parse_args(argv)
+
+    overlays = [entry for entry in args.overlays.split(",") if entry]
+    overrides = {**read_overlays(overlays), **json.loads(args.overrides)}
+    bundle_dir = shipped_bundle_dir(args.bundle)
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix=f"train_weights_{args.bundle}_"))
+    start = time.perf_counter()
+    template = build_template(args.size)
+    datalist = write_training_datalist(
+        template, args.track, work / "data" / args.track, args.training_pairs, args.validation_pairs, args.seed
+    )
+    data_s = time.perf_counter() - start
+    result = train_bundle(
+        bundle_dir, datalist, work / "run", args.minutes, args.seed, args.image_size, overrides=overrides
+    )
+    models = result.checkpoint.parent
+    entry = {
+        "bundle": args.bundle,
+        "track": args.track,
+        "command": shlex.join(["python", "benchmarks/train_weights.py", *(sys.argv[1:] if argv is None else argv)]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "data": f"ICBM152 {args.size}^3 under random transforms, {args.training_pairs} training / "
+        f"{args.validation_pairs} validation pairs (seed {args.seed}, disjoint from the benchmark's test pairs)",
+        "overlays": overlays,
+        "overrides": json.loads(args.overrides),
+        "image_size": args.image_size,
+        "epochs": result.epochs,
+        "iterations": result.iterations,
+        "training_s": round(result.seconds, 1),
+        "data_s": round(data_s, 1),
+        "best_validation_dice": best_validation_score(models),
+        "weights_mb": round((models / "model.pt").stat().st_size / 1e6, 2),
+    }
+    print(json.dumps(entry, indent=1))
+    if args.no_install:
+        return
+    install(models, bundle_dir)
+    runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    runs[args.bundle] = entry
+    atomic_write_text(RESULTS, json.dumps(runs, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
