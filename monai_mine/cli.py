@@ -219,6 +219,7 @@ def register(
     instance_optimization: int = 0,
     device: str = "cpu",
     assume_affine: bool = False,
+    overwrite: bool = False,
 ) -> str:
     """Register a moving image to a fixed one (NIfTI files of any size, orientation and spacing) with a bundle.
 
@@ -236,6 +237,7 @@ def register(
         instance_optimization: refine the DDF with this many steps of the bundle's training loss on the pair.
         device: "cpu" or "cuda".
         assume_affine: accept NIfTI files whose qform and sform codes are both 0 (nibabel's fallback affine).
+        overwrite: replace an output folder that holds an earlier registration's results, as a whole.
 
     Returns:
         timings, Jacobian statistics and the output folder.
@@ -253,6 +255,7 @@ def register(
             int(instance_optimization),
             device,
             assume_affine=bool(assume_affine),
+            overwrite=bool(overwrite),
         )
     return report.summary()
 
@@ -423,9 +426,8 @@ def main() -> None:
     if name == "bench-speed":  # argparse options, passed through untouched
         bench_speed(sys.argv[2:])
         return
-    if name in commands:
-        sys.argv[2:] = _typed_argv(commands[name], sys.argv[2:])
-    fire.Fire(commands, name="monai-mine")
+    argv = [name, *_typed_argv(commands[name], sys.argv[2:])] if name in commands else sys.argv[1:]
+    fire.Fire(commands, command=argv, name="monai-mine")
 
 
 if __name__ == "__main__":

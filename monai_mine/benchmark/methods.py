@@ -126,6 +126,6 @@ class BundleMethod:
         paths = {name: folder / f"{name}.nii.gz" for name in inputs}
         for name, array in inputs.items():
             save_nifti(array, paths[name], pair.affine)
-        report = register_files(paths["fixed"], paths["moving"], self.bundle, folder / self.bundle.name)
+        report = register_files(paths["fixed"], paths["moving"], self.bundle, folder / self.bundle.name, overwrite=True)
         ddf, _ = load_ddf(report.ddf)
         return MethodRun(ddf.numpy().astype(np.float32), float(report.runtime_s))

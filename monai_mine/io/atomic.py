@@ -2,17 +2,20 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Atomic file output: write to a temporary file beside the target, then rename it into place."""
+"""Atomic output: write a file (or a folder of files) beside the target under a temporary name, then rename it into
+place, so that a reader sees the whole result or none of it."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output", "atomic_write_text"]
+__all__ = ["atomic_folder", "atomic_output", "atomic_write_text"]
 
 
 def _umask() -> int:
@@ -67,3 +70,67 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_output(path) as temporary:
         temporary.write_text(text)
     return Path(path)
+
+
+def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[str], bool]) -> None:
+    """Refuse to replace a non-empty folder without ``overwrite``, or one holding files ``replaceable`` rejects."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise OSError(errno.ENOTDIR, f"cannot write the folder {path}: {folder} is a file, not a folder")
+            break
+    entries = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+    if not entries:
+        return
+    if not overwrite:
+        raise OSError(
+            errno.EEXIST,
+            f"the output folder {path} holds {len(entries)} file(s) of an earlier run ({', '.join(entries[:4])}"
+            f"{', ...' if len(entries) > 4 else ''}): pass --overwrite to replace it as a whole, or choose another",
+        )
+    foreign = [name for name in entries if not replaceable(name)]
+    if foreign:
+        raise OSError(
+            errno.EEXIST,
+            f"the output folder {path} holds files that this command does not write ({', '.join(foreign[:4])}"
+            f"{', ...' if len(foreign) > 4 else ''}): --overwrite replaces only earlier results; choose another",
+        )
+
+
+@contextmanager
+def atomic_folder(
+    path: str | os.PathLike, overwrite: bool = False, replaceable: Callable[[str], bool] = lambda name: True
+) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path``; on success it becomes ``path``, whole.
+
+    ``path`` must not exist, be empty, or (with ``overwrite``) hold only files whose names ``replaceable``
+    accepts: the earlier folder is then replaced as a whole once the new one is complete. On failure the temporary
+    folder is removed; a killed process leaves at most a hidden ``.<name>.partial-*`` folder beside ``path``, never
+    a mix of two runs in ``path``.
+
+    Raises:
+        OSError: naming ``path``: a folder of earlier results without ``overwrite``, files ``replaceable`` rejects,
+            a file where the folder should be, or a folder that cannot be created or written.
+    """
+    path = Path(path)
+    _check_replaceable(path, overwrite, replaceable)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise _naming(error, f"cannot write {path} (in folder {path.parent})") from error
+    try:
+        yield temporary
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp creates 0700; give the folder mkdir()'s usual permissions
+        if path.exists():
+            earlier = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.earlier-"))
+            os.replace(path, earlier / path.name)
+            os.replace(temporary, path)
+            shutil.rmtree(earlier, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise

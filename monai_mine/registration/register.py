@@ -30,6 +30,7 @@ from monai.utils import convert_to_tensor
 from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.flows import jacobian_determinant
 from monai_mine.inference import FastRegistration
+from monai_mine.io.atomic import atomic_folder
 from monai_mine.keys import FIXED_IMAGE, IMAGE_KEYS, MOVING_IMAGE
 from monai_mine.metrics import jacobian_statistics
 from monai_mine.registration.geometry import (
@@ -234,10 +235,17 @@ def _output_paths(out_dir: Path, label_paths: Sequence[str], inputs: Sequence[st
     if repeated:
         raise ValueError(f"moving label files would be written to the same output {repeated}: rename them.")
     resolved_inputs = {Path(path).resolve() for path in inputs}
-    clashes = [os.fspath(path) for path in paths.values() if path.resolve() in resolved_inputs]
-    if clashes:
-        raise ValueError(f"output {clashes} would overwrite an input file: choose another --out folder.")
+    inside = sorted(os.fspath(path) for path in resolved_inputs if out_dir.resolve() in path.parents)
+    if inside:
+        raise ValueError(f"input {inside} lies inside the output folder {out_dir}: choose another --out folder.")
     return paths
+
+
+def is_result_name(name: str) -> bool:
+    """Whether a file name is one that :func:`register_files` writes (or a hidden temporary file of one)."""
+    name = name[1:] if name.startswith(".") else name
+    fixed_names = ("warped.nii.gz", "ddf.nii.gz", "jacobian.nii.gz", "qc.png")
+    return name.startswith(fixed_names) or (name.startswith("warped_") and ".nii.gz" in name)
 
 
 def register_files(
@@ -250,10 +258,12 @@ def register_files(
     instance_optimization: int = 0,
     device: str | torch.device = "cpu",
     assume_affine: bool = False,
+    overwrite: bool = False,
 ) -> RegistrationReport:
     """Register two NIfTI files with a bundle and write the results on the fixed image's grid.
 
-    Writes into ``out_dir`` (created; each file atomically; inputs are only read): ``warped.nii.gz`` (the original
+    Writes the folder ``out_dir`` as a whole (built under a hidden name beside it and renamed into place at the
+    end, so it never mixes two runs; inputs are only read): ``warped.nii.gz`` (the original
     moving image resampled once), ``ddf.nii.gz`` ((X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels,
     ``warped(x) = moving(x + ddf(x))`` with the moving image on the fixed grid; in mm it is ``L_F ddf`` with
     ``L_F`` the linear part of the fixed affine, see :func:`~monai_mine.registration.geometry.physical_displacement`),
@@ -273,6 +283,8 @@ def register_files(
         device: ``"cpu"``, ``"cuda"``, ... (only with a bundle folder; a loaded bundle keeps its device).
         assume_affine: accept NIfTI inputs whose qform and sform codes are both 0, with nibabel's fallback
             affine (refused otherwise: their place in the world is unknown).
+        overwrite: replace an ``out_dir`` that holds an earlier registration's results (refused otherwise, and
+            always when it holds other files or an input).
 
     Returns:
         a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
@@ -295,18 +307,18 @@ def register_files(
             raise ValueError("checkpoint is for a bundle folder; this bundle is loaded already.")
     else:
         bundle = load_trained_model(bundle, checkpoint, device=device)
-    result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
-
-    jacobian = jacobian_determinant(result.ddf[None])[0]
-    stats = {key: float(value[0]) for key, value in jacobian_statistics(result.ddf[None]).items()}
-    save_volume(result.warped, paths["warped"], fixed_volume)
-    save_ddf(result.ddf, paths["ddf"], fixed_volume)
-    save_volume(jacobian, paths["jacobian"], fixed_volume)
-    written_labels = [
-        save_volume(warped_label, paths[f"label{index}"], fixed_volume)
-        for index, warped_label in enumerate(result.warped_labels)
-    ]
-    _write_qc(fixed_volume, moving_volume, result, jacobian, paths["qc"])
+    with atomic_folder(out_dir, overwrite, is_result_name) as staging:
+        result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
+        jacobian = jacobian_determinant(result.ddf[None])[0]
+        stats = {key: float(value[0]) for key, value in jacobian_statistics(result.ddf[None]).items()}
+        staged = {key: staging / path.name for key, path in paths.items()}
+        save_volume(result.warped, staged["warped"], fixed_volume)
+        save_ddf(result.ddf, staged["ddf"], fixed_volume)
+        save_volume(jacobian, staged["jacobian"], fixed_volume)
+        for index, warped_label in enumerate(result.warped_labels):
+            save_volume(warped_label, staged[f"label{index}"], fixed_volume)
+        _write_qc(fixed_volume, moving_volume, result, jacobian, staged["qc"])
+    written_labels = [paths[f"label{index}"] for index in range(len(result.warped_labels))]
     return RegistrationReport(
         out_dir=out_dir,
         warped=paths["warped"],

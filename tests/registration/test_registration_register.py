@@ -171,9 +171,46 @@ def test_outputs_never_overwrite_inputs(tmp_path):
     fixed_path = write_nifti(tmp_path / "warped.nii.gz", fixed.data, fixed.affine)
     moving_path = write_nifti(tmp_path / "moving.nii.gz", moving.data, moving.affine)
     before = sha256(fixed_path)
-    with pytest.raises(ValueError, match=r"warped\.nii\.gz.*would overwrite an input"):
-        register_files(fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path)
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"input \[.*warped\.nii\.gz.*\] lies inside the output folder"):
+            register_files(fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path, overwrite=overwrite)
     assert sha256(fixed_path) == before
+
+
+def test_a_result_folder_is_replaced_whole_and_only_with_overwrite(tmp_path):
+    fixed, moving = fixed_volume(), moving_volume()
+    (tmp_path / "in").mkdir()
+    fixed_path = write_nifti(tmp_path / "in" / "fixed.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "in" / "moving.nii.gz", moving.data, moving.affine)
+    label_path = write_nifti(tmp_path / "in" / "seg.nii.gz", (moving.data > 0.5).astype(np.int16), moving.affine)
+    model, out = TrainedModel(CentreOfMassNet(), SIZE), tmp_path / "out"
+    register_files(fixed_path, moving_path, model, out, moving_labels=[label_path])
+    assert sorted(path.name for path in out.iterdir()) == [
+        "ddf.nii.gz", "jacobian.nii.gz", "qc.png", "warped.nii.gz", "warped_seg.nii.gz"
+    ]  # fmt: skip
+    with pytest.raises(FileExistsError, match=r"output folder \S*out holds 5 file\(s\) of an earlier run.*--overwrite"):
+        register_files(fixed_path, moving_path, model, out)
+    register_files(fixed_path, moving_path, model, out, overwrite=True)  # no labels this time
+    assert sorted(path.name for path in out.iterdir()) == ["ddf.nii.gz", "jacobian.nii.gz", "qc.png", "warped.nii.gz"]
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary left
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"holds files that this command does not write \(notes\.txt\)"):
+        register_files(fixed_path, moving_path, model, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_registration_leaves_no_folder(tmp_path, monkeypatch):
+    fixed, moving = fixed_volume(), moving_volume()
+    fixed_path = write_nifti(tmp_path / "fixed.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "moving.nii.gz", moving.data, moving.affine)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("killed while writing the QC picture")
+
+    monkeypatch.setattr("monai_mine.registration.register._write_qc", fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        register_files(fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path / "out")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fixed.nii.gz", "moving.nii.gz"]
 
 
 def test_label_outputs_must_have_distinct_names(tmp_path):

@@ -238,7 +238,7 @@ COMMANDS = [
     Command(
         "register_out_below_a_file",
         lambda i, b, o: _register()(i, b, i / "not_a_folder" / "out"),
-        REGISTER + r"\[Errno 20\] cannot write \S*not_a_folder/out/\S+ \(in folder \S+\): Not a directory",
+        REGISTER + r"\[Errno 20\] cannot write the folder \S*not_a_folder/out: \S*not_a_folder is a file, not a folder",
     ),
     Command(
         "register_disk_full",
@@ -317,3 +317,20 @@ def test_command(command, inputs, tiny_bundle, monkeypatch, capsys, tmp_path):
         assert message.count("\n") == 0 and re.search(command.error, message), message
         assert not out.exists() or not [path for path in out.rglob("*") if path.is_file()]  # no partial output
     assert snapshot(inputs) == before, "an input file was modified"
+
+
+def test_register_replaces_earlier_results_only_with_overwrite(inputs, tiny_bundle, monkeypatch, capsys, tmp_path):
+    """A folder of an earlier run (with a temporary file a killed run left) is refused, then replaced as a whole."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ddf.nii.gz").write_bytes(b"an earlier run's DDF")
+    (out / ".ddf.nii.gz.x1y2.nii.gz").write_bytes(b"left by a killed run")
+    argv = ["monai-mine", *_register("fixed.nii.gz", "moving.nii.gz")(inputs, tiny_bundle, out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as raised:
+        main()
+    assert re.search(r"output folder \S*out holds 2 file\(s\) of an earlier run .*--overwrite", str(raised.value.code))
+    monkeypatch.setattr(sys, "argv", [*argv, "--overwrite"])
+    main()
+    assert sorted(path.name for path in out.iterdir()) == ["ddf.nii.gz", "jacobian.nii.gz", "qc.png", "warped.nii.gz"]
+    assert (out / "ddf.nii.gz").stat().st_size > 100
