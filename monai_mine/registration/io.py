@@ -2,7 +2,10 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Reading volumes and DDFs from NIfTI files with checks that name the file, and writing results atomically.
+"""Reading volumes and DDFs with checks that name the file, and writing results atomically.
+
+Volumes are read from NIfTI (and the other formats nibabel reads, e.g. MGH/MGZ), MetaImage (``.mha``/``.mhd``),
+NRRD and DICOM series folders (through ITK); results are written as NIfTI.
 
 A DDF file is a NIfTI vector image ``(X, Y, Z, 1, 3)`` with intent ``VECTOR`` (the layout ITK, ANTs and nibabel
 read as a displacement field), in **voxels of its own grid**: ``warped(x) = moving(x + ddf(x))`` with the moving
@@ -25,7 +28,7 @@ from nibabel.spatialimages import HeaderDataError
 from monai_mine.io.atomic import atomic_output
 from monai_mine.registration.geometry import Grid
 
-__all__ = ["DDF_DESCRIPTION", "Volume", "load_ddf", "load_volume", "save_ddf", "save_volume"]
+__all__ = ["DDF_DESCRIPTION", "ITK_SUFFIXES", "Volume", "load_ddf", "load_volume", "save_ddf", "save_volume"]
 
 DDF_DESCRIPTION = "monai-mine DDF in voxels: warped(x) = moving(x + ddf(x))"
 """Stored in the ``descrip`` field of every DDF file written here."""
@@ -73,16 +76,39 @@ class Volume:
         return torch.as_tensor(self.data, device=device)[None]
 
 
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+"""File name endings read through ITK (MONAI's ``ITKReader``) rather than nibabel; a folder is read as a DICOM
+series. NIfTI, MGH/MGZ and the other formats nibabel knows are read by nibabel."""
+
+
+def _read_itk(path: Path, role: str) -> nib.Nifti1Image:
+    """A MetaImage/NRRD file or a DICOM series folder as an in-memory NIfTI image (RAS world affine)."""
+    from monai.data import ITKReader
+
+    kind = "a DICOM series folder" if path.is_dir() else "an ITK image"
+    reader = ITKReader(affine_lps_to_ras=True)
+    try:
+        data, meta = reader.get_data(reader.read(os.fspath(path)))
+    except (RuntimeError, OSError, ValueError) as error:  # ITK reports unreadable input as RuntimeError
+        reason = " ".join(str(error).split())
+        raise ValueError(f"cannot read {role} {path} as {kind}: {reason}") from error
+    return nib.Nifti1Image(np.asarray(data), np.asarray(meta["affine"], dtype=np.float64))
+
+
 def _read(path: str | os.PathLike, role: str) -> tuple[nib.spatialimages.SpatialImage, Path]:
+    """Open an image file (NIfTI and what nibabel reads; MetaImage and NRRD through ITK) or a DICOM series folder."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{role} {path} does not exist.")
-    if not path.is_file():
-        raise ValueError(f"{role} {path} is not a file (a NIfTI .nii or .nii.gz file is expected).")
+    if path.is_dir() or path.name.lower().endswith(ITK_SUFFIXES):
+        return _read_itk(path, role), path
     try:
         image = nib.load(path)
     except (ImageFileError, HeaderDataError, OSError, EOFError, ValueError) as error:
-        raise ValueError(f"cannot read {role} {path} as a NIfTI image: {error}") from error
+        raise ValueError(
+            f"cannot read {role} {path} as a NIfTI image: {error} (formats read: NIfTI, MGH/MGZ, "
+            f"{', '.join(ITK_SUFFIXES)} and DICOM series folders)"
+        ) from error
     return image, path
 
 
@@ -115,7 +141,7 @@ def load_volume(
     Trailing axes of size 1 beyond the third (e.g. ``(X, Y, Z, 1)``) are dropped.
 
     Args:
-        path: a NIfTI file (any format nibabel reads).
+        path: a NIfTI file (or any format nibabel reads), a MetaImage or NRRD file, or a DICOM series folder.
         role: what the file is, for messages (e.g. ``"fixed image"``).
         label: read a label map: integer voxels (floating files must hold whole numbers).
         assume_affine: accept a NIfTI file with qform and sform codes 0 (nibabel's fallback affine).

@@ -54,6 +54,7 @@ TRAIN_VS_INFERENCE = {
 OVERLAY_TARGETS = {
     "quick.json": BUNDLES,
     "augment.json": BUNDLES,
+    "augment_contrast.json": BUNDLES,
     "vtn_paper.json": VTN,
     "miregnet_paper.json": MIREGNET,
     "intensity_ct_liver.json": BUNDLES,

@@ -48,11 +48,32 @@ def test_bad_images_are_refused_naming_the_file(tmp_path, data, message):
         load_volume(path, "moving image")
 
 
+@pytest.mark.parametrize("suffix", [".mha", ".nrrd", ".mgz"])
+def test_other_formats_read_as_the_same_volume(tmp_path, suffix):
+    """MetaImage and NRRD (through ITK, LPS on disk) and MGZ (nibabel) give the NIfTI file's voxels and RAS affine."""
+    import itk
+
+    reference = load_volume(write_nifti(tmp_path / "a.nii.gz", IMAGE, AFFINE), "fixed image")
+    path = tmp_path / f"a{suffix}"
+    if suffix == ".mgz":
+        nib.save(nib.MGHImage(IMAGE.astype(np.float32), AFFINE), path)
+    else:
+        itk.imwrite(itk.imread(str(tmp_path / "a.nii.gz")), str(path))
+    volume = load_volume(path, "fixed image")
+    np.testing.assert_allclose(volume.data, reference.data, atol=1e-6)
+    np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-5)
+
+
 def test_missing_unreadable_and_truncated_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"fixed image .*absent\.nii\.gz does not exist"):
         load_volume(tmp_path / "absent.nii.gz", "fixed image")
-    with pytest.raises(ValueError, match=r"fixed image .* is not a file"):
-        load_volume(tmp_path, "fixed image")
+    (tmp_path / "no_dicom").mkdir()
+    with pytest.raises(ValueError, match=r"cannot read fixed image .*no_dicom as a DICOM series folder: no DICOMs"):
+        load_volume(tmp_path / "no_dicom", "fixed image")
+    broken = tmp_path / "broken.mha"
+    broken.write_bytes(b"ObjectType = Image\nNDims = banana\n")
+    with pytest.raises(ValueError, match=r"cannot read fixed image .*broken\.mha as an ITK image"):
+        load_volume(broken, "fixed image")
     garbage = tmp_path / "garbage.nii.gz"
     garbage.write_bytes(b"this is not an image" * 40)
     with pytest.raises(ValueError, match=r"cannot read fixed image .*garbage\.nii\.gz as a NIfTI image"):

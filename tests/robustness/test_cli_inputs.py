@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import itk
 import nibabel as nib
 import numpy as np
 import pytest
@@ -65,6 +66,7 @@ def inputs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("inputs")
     _save(folder / "fixed.nii.gz", _volume(1))
     _save(folder / "moving.nii.gz", _volume(2))
+    itk.imwrite(itk.imread(str(folder / "moving.nii.gz")), str(folder / "moving.nrrd"))
     label = np.zeros(SHAPE, np.int16)
     label[4:12, 4:12, 4:12] = 1
     _save(folder / "label.nii.gz", label)
@@ -166,6 +168,7 @@ REGISTER = r"monai-mine register: error: "
 WARP = r"monai-mine warp: error: "
 COMMANDS = [
     Command("register_ok", _register("fixed.nii.gz", "moving.nii.gz", "--moving_label", "label.nii.gz")),
+    Command("register_nrrd_moving", _register("fixed.nii.gz", "moving.nrrd")),
     Command("register_int8_moving", _register("fixed.nii.gz", "int8.nii.gz")),
     Command("register_odd_fixed_anisotropic_moving", _register("odd_fixed.nii.gz", "aniso_moving.nii.gz")),
     Command("register_empty_label", _register("fixed.nii.gz", "moving.nii.gz", "--moving_label", "empty_label.nii.gz")),
