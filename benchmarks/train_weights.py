@@ -11,7 +11,8 @@ on them with the overlays given (by default ``configs/augment.json``: every iter
 once more by a new random transform, so no pair repeats), for a wall-clock budget, keeping the weights of the
 best validation Dice. The weights and their model record (``model.pt``, ``model_config.json``) replace the
 bundle's, and the run is recorded in ``benchmarks/results/shipped_weights.json`` (command, machine, data,
-iterations, wall time, validation Dice) for the bundle's model card::
+iterations, wall time, validation Dice and its curve) for the bundle's model card, the curves drawn in
+``benchmarks/results/shipped_weights.png``::
 
     python benchmarks/train_weights.py --bundle vtn_addd --track mono --minutes 45
     python benchmarks/train_weights.py --bundle miregnet --track multimodal --minutes 45 \\
@@ -59,6 +60,77 @@ def best_validation_score(models: Path) -> float | None:
     return record["training"].get("validation", {}).get("val_score")
 
 
+def validation_curve(runs: Path) -> list[dict]:
+    """Validation Dice of a run against training iterations and wall time, from its TensorBoard events.
+
+    Each validation (``val_score``) is placed at the last training iteration logged before it; seconds count from
+    the first logged iteration.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list] = {}
+    for events in sorted(runs.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in ("loss", "val_score"):
+            if tag in accumulator.Tags()["scalars"]:
+                scalars.setdefault(tag, []).extend(accumulator.Scalars(tag))
+    losses = sorted(scalars.get("loss", []), key=lambda event: event.wall_time)
+    if not losses:
+        return []
+    start = losses[0].wall_time
+    curve = []
+    for event in sorted(scalars.get("val_score", []), key=lambda event: event.wall_time):
+        before = [loss.step for loss in losses if loss.wall_time <= event.wall_time]
+        curve.append(
+            {"iteration": max(before, default=0), "seconds": round(event.wall_time - start, 1), "dice": event.value}
+        )
+    return curve
+
+
+def training_stages(run: dict) -> list[dict]:
+    """The runs that made a shipped model, first to last (a run continued from shipped weights follows them)."""
+    earlier = run.get("initialised_from")
+    return [*training_stages(earlier), run] if isinstance(earlier, dict) else [run]
+
+
+def plot_curves(runs: dict, path: Path) -> None:
+    """Validation Dice against training minutes, one line per shipped model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, run in sorted(runs.items()):
+        minutes, dice = [], []
+        for stage in training_stages(run):
+            offset = minutes[-1] if minutes else 0.0
+            minutes += [offset + point["seconds"] / 60 for point in stage.get("validation_curve", [])]
+            dice += [point["dice"] for point in stage.get("validation_curve", [])]
+        if minutes:
+            axis.plot(minutes, dice, label=f"{name} ({run['track']})")
+    axis.set_xlabel("training wall time (min)")
+    axis.set_ylabel("validation mean label Dice")
+    axis.set_title("Shipped weights: training on the brain benchmark distribution")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def start_from(bundle_dir: Path, weights: Path) -> list[str]:
+    """The bundle's ``initialize`` expressions followed by loading ``weights`` into its network (read as weights
+    only: no code from the file runs); a copy is taken first, so the run may replace the file."""
+    read_weights(weights)  # refuse an unreadable file before any data is made
+    copy = Path(tempfile.mkdtemp(prefix="init_weights_")) / "model.pt"
+    shutil.copyfile(weights, copy)
+    config = json.loads((bundle_dir / "configs" / "train.json").read_text())
+    load = f"$@network.load_state_dict(monai_mine.bundle.read_weights({os.fspath(copy)!r}))"
+    return [*config["initialize"], load]
+
+
 def install(models: Path, bundle_dir: Path) -> None:
     """Copy ``model.pt`` and ``model_config.json`` into the bundle's ``models/``, each replaced atomically."""
     read_weights(models / "model.pt")  # a complete, loadable file before anything is replaced
@@ -82,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overlays", default="configs/augment.json", help="comma-separated overlay files")
     parser.add_argument("--overrides", default="{}", help="JSON object of further config overrides")
+    parser.add_argument("--init_weights", default=None, help="start from these weights (e.g. the shipped ones)")
     parser.add_argument("--work_dir", default=None, help="data and training outputs (default: a temporary folder)")
     parser.add_argument("--no_install", action="store_true", help="leave the bundle's models/ as it is")
     args = parser.parse_args(argv)
@@ -89,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     overlays = [entry for entry in args.overlays.split(",") if entry]
     overrides = {**read_overlays(overlays), **json.loads(args.overrides)}
     bundle_dir = shipped_bundle_dir(args.bundle)
+    if args.init_weights:
+        overrides["initialize"] = start_from(bundle_dir, Path(args.init_weights))
     work = Path(args.work_dir or tempfile.mkdtemp(prefix=f"train_weights_{args.bundle}_"))
     start = time.perf_counter()
     template = build_template(args.size)
@@ -110,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         "data": f"ICBM152 {args.size}^3 under random transforms, {args.training_pairs} training / "
         f"{args.validation_pairs} validation pairs (seed {args.seed}, disjoint from the benchmark's test pairs)",
         "overlays": overlays,
+        "overlay_content": read_overlays(overlays),  # as run: a later edit of an overlay file does not rewrite history
         "overrides": json.loads(args.overrides),
         "image_size": args.image_size,
         "epochs": result.epochs,
@@ -117,15 +193,21 @@ def main(argv: list[str] | None = None) -> None:
         "training_s": round(result.seconds, 1),
         "data_s": round(data_s, 1),
         "best_validation_dice": best_validation_score(models),
+        "validation_curve": validation_curve(work / "run" / "runs"),
         "weights_mb": round((models / "model.pt").stat().st_size / 1e6, 2),
     }
+    if args.init_weights:
+        shipped = Path(args.init_weights).resolve() == (bundle_dir / "models" / "model.pt").resolve()
+        earlier = json.loads(RESULTS.read_text()).get(args.bundle) if RESULTS.is_file() else None
+        entry["initialised_from"] = earlier if shipped else args.init_weights
     print(json.dumps(entry, indent=1))
     if args.no_install:
         return
     install(models, bundle_dir)
-    runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}  # as it is now: other runs may have ended
     runs[args.bundle] = entry
     atomic_write_text(RESULTS, json.dumps(runs, indent=1) + "\n")
+    plot_curves(runs, RESULTS.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -100,7 +100,12 @@ def learn2reg_datalist(dataset: str, out: str = "", training: str = "auto") -> s
 
 
 def learn2reg_export(
-    dataset: str, ddf_dir: str, out_dir: str, split: str = "validation", pattern: str = "{moving}_to_{fixed}_ddf.nii.gz"
+    dataset: str,
+    ddf_dir: str,
+    out_dir: str,
+    split: str = "validation",
+    pattern: str = "{moving}_to_{fixed}_ddf.nii.gz",
+    overwrite: bool = False,
 ) -> str:
     """Write a bundle's DDFs as Learn2Reg displacement files disp_FFFF_MMMM.nii.gz (fixed grid, voxels).
 
@@ -110,6 +115,7 @@ def learn2reg_export(
         out_dir: the submission folder.
         split: "validation" (registration_val), "test" (registration_test) or "training".
         pattern: a pair's DDF file name; {fixed}/{moving} are the image names without .nii.gz.
+        overwrite: replace a submission folder of an earlier export as a whole.
 
     Returns:
         how many files were written, and where.
@@ -117,7 +123,7 @@ def learn2reg_export(
     from monai_mine.learn2reg import export_learn2reg
 
     with _user_errors("learn2reg-export"):
-        written = export_learn2reg(dataset, ddf_dir, out_dir, split=split, pattern=pattern)
+        written = export_learn2reg(dataset, ddf_dir, out_dir, split=split, pattern=pattern, overwrite=bool(overwrite))
     return f"{len(written)} Learn2Reg displacement file(s) written to {Path(out_dir).resolve()}"
 
 
@@ -221,9 +227,10 @@ def register(
     assume_affine: bool = False,
     overwrite: bool = False,
 ) -> str:
-    """Register a moving image to a fixed one (NIfTI files of any size, orientation and spacing) with a bundle.
+    """Register a moving image to a fixed one (NIfTI, MetaImage, NRRD, MGZ, DICOM folder; any grid) with a bundle.
 
-    Writes into ``out``, on the fixed image's grid with its affine: ``warped.nii.gz``; ``ddf.nii.gz``, an
+    Writes the folder ``out`` as a whole (refused if it holds earlier results, unless ``overwrite``), on the fixed
+    image's grid with its affine: ``warped.nii.gz``; ``ddf.nii.gz``, an
     (X, Y, Z, 1, 3) vector NIfTI in fixed voxels (``warped(x) = moving(x + ddf(x))`` with the moving image resampled
     onto the fixed grid); ``warped_<label>.nii.gz`` per moving label map; ``jacobian.nii.gz``; ``qc.png``.
 

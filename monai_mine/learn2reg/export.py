@@ -35,6 +35,7 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, read_learn2reg_task
+from monai_mine.io.atomic import atomic_folder
 from monai_mine.io.nifti import save_nifti
 from monai_mine.registration.geometry import Grid, ddf_to_grid
 from monai_mine.registration.io import load_ddf
@@ -151,18 +152,21 @@ def export_learn2reg(
     out_dir: str | os.PathLike,
     split: str = "validation",
     pattern: str = DEFAULT_PATTERN,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Export the DDFs of one split's pairs as ``disp_*.nii.gz`` files in Learn2Reg's submission layout.
 
-    Every expected DDF is checked first, so that nothing is written for an incomplete set.
+    Every expected DDF is checked first, so that nothing is written for an incomplete set, and the submission
+    folder is written as a whole (under a hidden name beside it, renamed at the end): it never mixes two exports.
 
     Args:
         dataset: the task's ``*_dataset.json`` (or its folder).
         ddf_dir: the folder of DDFs, e.g. a bundle's ``eval/inference`` after its inference on this split.
-        out_dir: the submission folder (created; files of the same names are replaced).
+        out_dir: the submission folder; it must not exist or be empty, unless ``overwrite``.
         split: ``"validation"`` (``registration_val``), ``"test"`` (``registration_test``) or ``"training"``.
         pattern: the DDF file name of a pair; ``{fixed}`` and ``{moving}`` are the image file names without
             ``.nii.gz``.
+        overwrite: replace a submission folder of an earlier export (one holding only ``disp_*`` files) as a whole.
 
     Returns:
         the files written, in the order of the split's pairs.
@@ -170,6 +174,7 @@ def export_learn2reg(
     Raises:
         ValueError: an unknown split or a split without pairs.
         FileNotFoundError: naming every missing DDF.
+        OSError: an ``out_dir`` with files, without ``overwrite`` or holding other files than displacement files.
     """
     task, pairs = split_pairs(dataset, split)
     sources = [Path(ddf_dir) / pattern.format(fixed=_stem(fixed), moving=_stem(moving)) for fixed, moving in pairs]
@@ -180,7 +185,8 @@ def export_learn2reg(
             f"(file names from pattern {pattern!r}): {missing}."
         )
     out_dir = Path(out_dir)
-    return [
-        export_displacement(source, fixed, out_dir / f"{displacement_name(fixed, moving)}.nii.gz", moving, task.shape)
-        for source, (fixed, moving) in zip(sources, pairs)
-    ]
+    names = [f"{displacement_name(fixed, moving)}.nii.gz" for fixed, moving in pairs]
+    with atomic_folder(out_dir, overwrite, lambda name: name.lstrip(".").startswith("disp_")) as staging:
+        for source, name, (fixed, moving) in zip(sources, names, pairs):
+            export_displacement(source, fixed, staging / name, moving, task.shape)
+    return [out_dir / name for name in names]

@@ -9,12 +9,13 @@ augmentation of pairs.
 the ``Check*d`` transforms (:mod:`~monai_mine.transforms.checks`) check what was loaded; :func:`root_cause` finds
 a check's error inside MONAI's wrappers. Bundle configs name them ``monai_mine.data.<Name>`` (re-exported there).
 :class:`RandPairDeformd` (:mod:`~monai_mine.transforms.augment`) gives the moving image a new random deformation
-at every call, :class:`RandContrastRemapd` (:mod:`~monai_mine.transforms.contrast`) an image a new random contrast.
+at every call and :class:`RandIdentityPaird` now and then makes a pair identical; :class:`RandContrastRemapd`
+(:mod:`~monai_mine.transforms.contrast`) gives an image a new random contrast.
 """
 
 from __future__ import annotations
 
-from monai_mine.transforms.augment import RandPairDeformd
+from monai_mine.transforms.augment import RandIdentityPaird, RandPairDeformd
 from monai_mine.transforms.checks import (
     CheckFinited,
     CheckLabelGridd,
@@ -36,6 +37,7 @@ __all__ = [
     "CheckSpatialDimsd",
     "CheckedLoadImaged",
     "RandContrastRemapd",
+    "RandIdentityPaird",
     "RandPairDeformd",
     "root_cause",
 ]

@@ -3,7 +3,8 @@
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Random spatial augmentation of registration pairs: every call gives the moving image a new random affine and
-smooth deformation, so that a training run sees a new pair at every iteration."""
+smooth deformation, so that a training run sees a new pair at every iteration; now and then a pair is made
+identical, so that a network learns to leave aligned images where they are."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_tensor
 
 from monai_mine.flows import affine_to_ddf, compose_ddf, warp
-from monai_mine.keys import MOVING_IMAGE, MOVING_LABEL
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
 
-__all__ = ["RandPairDeformd", "random_rotation"]
+__all__ = ["RandIdentityPaird", "RandPairDeformd", "random_rotation"]
 
 
 def random_rotation(angles: Sequence[float]) -> np.ndarray:
@@ -124,4 +125,43 @@ class RandPairDeformd(RandomizableTransform, MapTransform):
             label = key in self.label_keys
             moved = warp(image[None].float(), ddf, mode="nearest" if label else "bilinear")[0]
             d[key] = moved.to(image.dtype) if label else moved
+        return d
+
+
+class RandIdentityPaird(RandomizableTransform, MapTransform):
+    """With probability ``prob``, make a pair identical: the moving image and label become copies of the fixed ones.
+
+    A network trained only on misaligned pairs has no reason to output a zero field, and moves an image registered
+    to itself; a share of identical pairs teaches it to leave aligned images alone. Place it after
+    :class:`RandPairDeformd` (a pair made identical stays identical). A pair whose fixed side lacks one of the
+    sources (e.g. a fixed label while the moving label exists) is left as it is.
+
+    Args:
+        keys: the moving image and label to replace.
+        source_keys: the fixed image and label they become copies of, in the same order.
+        prob: probability of making a pair identical.
+        allow_missing_keys: skip keys a pair lacks (e.g. no labels).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = (MOVING_IMAGE, MOVING_LABEL),
+        source_keys: KeysCollection = (FIXED_IMAGE, FIXED_LABEL),
+        prob: float = 0.1,
+        allow_missing_keys: bool = True,
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.source_keys = (source_keys,) if isinstance(source_keys, str) else tuple(source_keys)
+        if len(self.source_keys) != len(self.keys):
+            raise ValueError(f"source_keys {self.source_keys} must pair one to one with keys {self.keys}.")
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.randomize(None)
+        pairs = [(key, source) for key, source in zip(self.keys, self.source_keys) if key in d]
+        if not self._do_transform or any(source not in d for _, source in pairs):
+            return d
+        for key, source in pairs:
+            d[key] = convert_to_tensor(d[source], track_meta=False).clone()
         return d

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def test_literal_training_command_from_a_checkout(tmp_path, bundle_copy, demo_ca
     log = result.stdout + result.stderr
     for term in ("cc_affine", "orthogonality", "determinant", "tv_dense1", "cc_dense3", "val_score"):
         assert term in log, f"{term} not logged"
+    assert re.search(r"test pairs \(4\): mean label Dice 0\.\d{3} after registration, 0\.688 before", log), log[-2000:]
     assert (bundle / "models" / "model.pt").is_file() and (bundle / "models" / "checkpoint.pt").is_file()
 
 

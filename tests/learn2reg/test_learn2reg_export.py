@@ -83,6 +83,10 @@ def test_split_export_names_files_and_checks_every_ddf_first(tmp_path):
     written = export_learn2reg(dataset, ddf_dir, tmp_path / "submission")
     assert [path.name for path in written] == ["disp_0003_0003.nii.gz", "disp_0004_0004.nii.gz"]
     assert sorted(path.name for path in (tmp_path / "submission").iterdir()) == [p.name for p in written]
+    with pytest.raises(FileExistsError, match=r"submission holds 2 file\(s\) of an earlier run .*--overwrite"):
+        export_learn2reg(dataset, ddf_dir, tmp_path / "submission")
+    assert export_learn2reg(dataset, ddf_dir, tmp_path / "submission", overwrite=True) == written
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
 
 def test_bad_inputs_are_named(tmp_path):

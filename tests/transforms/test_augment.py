@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_mine.transforms import RandPairDeformd
+from monai_mine.transforms import RandIdentityPaird, RandPairDeformd
 from monai_mine.transforms.augment import random_rotation
 
 
@@ -78,3 +78,21 @@ def test_rotation_matrices_are_rotations():
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         RandPairDeformd(**settings)
+
+
+def test_identity_pairs_copy_the_fixed_side_at_the_drawn_rate():
+    transform = RandIdentityPaird(prob=0.3)
+    transform.set_random_state(0)
+    generator = torch.Generator().manual_seed(1)
+    moving, fixed = torch.rand(2, 1, 8, 8, 8, generator=generator)
+    pair = {"moving_image": moving, "fixed_image": fixed}
+    pair.update(moving_label=(moving * 3).long(), fixed_label=(fixed * 3).long())
+    outcomes = [transform(pair) for _ in range(200)]
+    identical = [out for out in outcomes if torch.equal(out["moving_image"], fixed)]
+    assert 40 <= len(identical) <= 80  # about 30 % of 200
+    assert all(torch.equal(out["moving_label"], pair["fixed_label"]) for out in identical)
+    assert identical[0]["moving_image"] is not fixed  # a copy
+    untouched = [out for out in outcomes if not torch.equal(out["moving_image"], fixed)]
+    assert all(out["moving_image"] is moving for out in untouched)
+    no_fixed_label = {key: value for key, value in pair.items() if key != "fixed_label"}
+    assert RandIdentityPaird(prob=1.0)(no_fixed_label)["moving_image"] is moving  # left alone

@@ -1,0 +1,53 @@
+"""benchmarks/train_weights.py: a tiny run installs weights with their record, records the run, and a continued run
+starts from the installed weights and keeps the first run in its record."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_mine.bundle import load_trained_model, read_weights
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TINY = ["--size", "16", "--image_size", "16", "--training_pairs", "2", "--validation_pairs", "1", "--minutes", "0.05"]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("train_weights", REPOSITORY / "benchmarks" / "train_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_tiny_run_installs_weights_and_records_the_run(tmp_path, monkeypatch):
+    script = _script()
+    bundle = tmp_path / "bundles" / "vtn_addd"
+    ignore = shutil.ignore_patterns("models", "eval", "runs")
+    shutil.copytree(REPOSITORY / "bundles" / "vtn_addd", bundle, ignore=ignore)
+    monkeypatch.setattr(script, "shipped_bundle_dir", lambda name: tmp_path / "bundles" / name)
+    monkeypatch.setattr(script, "RESULTS", tmp_path / "shipped_weights.json")
+    overrides = ["--overrides", json.dumps({"network_channels": 4})]
+    script.main(["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "first"), *TINY, *overrides])
+
+    runs = json.loads((tmp_path / "shipped_weights.json").read_text())
+    first = runs["vtn_addd"]
+    assert first["track"] == "mono" and first["iterations"] >= 1 and first["overlays"] == ["configs/augment.json"]
+    assert first["validation_curve"] and 0 <= first["best_validation_dice"] <= 1
+    assert (tmp_path / "shipped_weights.png").is_file()
+    model = load_trained_model(bundle)  # the installed weights with their record: 4 channels, 16^3
+    assert model.image_size == 16 and model.record.config["network_channels"] == 4
+
+    installed = read_weights(bundle / "models" / "model.pt")
+    continued = ["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "second"), *TINY, *overrides]
+    script.main([*continued, "--init_weights", str(bundle / "models" / "model.pt")])
+    second = json.loads((tmp_path / "shipped_weights.json").read_text())["vtn_addd"]
+    assert second["initialised_from"] == first
+    assert [stage["command"] for stage in script.training_stages(second)] == [first["command"], second["command"]]
+    after = read_weights(bundle / "models" / "model.pt")
+    assert any(not torch.equal(installed[name], after[name]) for name in installed)  # trained on, then installed
