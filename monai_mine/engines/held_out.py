@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -17,7 +18,8 @@ from ignite.engine import Engine, Events
 from monai.data import DataLoader
 from monai.transforms import Transform
 
-from monai_mine.engines.checkpoint import BestModelSaver, _is_main_process
+from monai_mine.bundle import read_weights
+from monai_mine.engines.checkpoint import BestModelSaver, _is_main_process, unwrap_network
 from monai_mine.engines.evaluator import RegistrationEvaluator
 from monai_mine.keys import FIXED_LABEL, MOVING_LABEL
 from monai_mine.metrics import dice_per_label
@@ -47,7 +49,8 @@ class HeldOutReport:
         network: the trained network.
         datalist: the training datalist (path of a JSON file, or its content).
         transform: the preprocessing of each pair (the validation's: no random augmentation).
-        best_model: restores the best validation weights first; without it the last weights are used.
+        best_model: its best validation weights are evaluated (in a copy of the network: the trained network keeps
+            its last weights); without it, the last weights.
         split: the held-out split's name in the datalist.
         device: where to register.
         amp: autocast inference, as in validation.
@@ -69,6 +72,16 @@ class HeldOutReport:
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
 
+    def _best_network(self) -> tuple[torch.nn.Module, bool]:
+        """A copy of the network with the best validation weights (the trained network itself is left as it is),
+        or the network as it is when no best weights were saved; and whether they were."""
+        best = self.best_model
+        if best is None or best.best_value == float("-inf") or not best.save_path.is_file():
+            return self.network, False
+        network = copy.deepcopy(unwrap_network(self.network))
+        network.load_state_dict(read_weights(best.save_path, "best weights"))
+        return network, True
+
     def _has_split(self) -> bool:
         content = self.datalist
         if not isinstance(content, Mapping):
@@ -83,9 +96,9 @@ class HeldOutReport:
         if not self._has_split():
             logger.info(f"no {self.split!r} split in the datalist: no held-out score to report.")
             return
-        restored = self.best_model.restore() if self.best_model is not None else False
+        network, restored = self._best_network()
         dataset = registration_dataset(self.datalist, self.split, self.transform, cache_rate=0.0)
-        evaluator = RegistrationEvaluator(self.device, DataLoader(dataset, batch_size=1), self.network, amp=self.amp)
+        evaluator = RegistrationEvaluator(self.device, DataLoader(dataset, batch_size=1), network, amp=self.amp)
         after, before = [], []
 
         def collect(evaluator: Engine) -> None:

@@ -44,11 +44,12 @@ def tasks(tmp_path_factory):
 
 @pytest.mark.parametrize("name", BUNDLES)
 @pytest.mark.parametrize("kind", list(OVERLAYS))
-def test_overlay_wires_the_task_into_every_bundle(kind, name, tasks):
+def test_overlay_wires_the_task_into_every_bundle(kind, name, tasks, tmp_path):
     bundle = REPOSITORY / "bundles" / name
     overlay = str(OVERLAYS[kind])
+    models = str(tmp_path / "models")  # a task's own models: the bundle's shipped weights were trained for another
     for names in (("train.json", overlay), ("train.json", "evaluate.json", overlay), ("inference.json", overlay)):
-        workflow = make_workflow(bundle, names, "train", learn2reg_dataset=str(tasks[kind]))
+        workflow = make_workflow(bundle, names, "train", learn2reg_dataset=str(tasks[kind]), ckpt_dir=models)
         workflow.initialize()
         parser = workflow.parser
         assert parser.get_parsed_content("datalist") == learn2reg_datalist(tasks[kind], parser["learn2reg_training"])
