@@ -36,6 +36,7 @@ __all__ = [
     "compose_ddf",
     "compose_affine_ddf",
     "compose_affine_params",
+    "integrate_velocity",
     "jacobian_determinant",
     "determinant_3x3",
     "check_ddf",
@@ -224,6 +225,29 @@ def compose_affine_params(
     a1 = eye + w1
     with full_precision(w1.device):
         return a1 @ (eye + w2) - eye, (a1 @ b2.unsqueeze(-1)).squeeze(-1) + b1
+
+
+def integrate_velocity(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
+    """The DDF of the exponential of a stationary velocity field, by scaling and squaring.
+
+    ``ddf = velocity / 2^steps``, then ``steps`` times ``ddf = compose_ddf(ddf, ddf)``: the same scheme as MONAI's
+    ``DVF2DDF``, with this module's warp (border padding, one pass per composition). For a smooth enough
+    velocity the result is a diffeomorphism: its Jacobian determinant stays positive.
+
+    Args:
+        velocity: Tensor in shape (B, 3, X, Y, Z), in voxels.
+        steps: squaring steps, at least 1.
+
+    Returns:
+        Tensor in shape (B, 3, X, Y, Z).
+    """
+    check_ddf(velocity, "velocity")
+    if int(steps) < 1:
+        raise ValueError(f"scaling and squaring needs at least 1 step, got {steps}.")
+    ddf = velocity / 2 ** int(steps)
+    for _ in range(int(steps)):
+        ddf = compose_ddf(ddf, ddf)
+    return ddf
 
 
 def jacobian_determinant(ddf: torch.Tensor) -> torch.Tensor:

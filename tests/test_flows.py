@@ -17,6 +17,7 @@ from monai_mine.flows import (
     compose_ddf,
     determinant_3x3,
     identity_grid,
+    integrate_velocity,
     jacobian_determinant,
     warp,
 )
@@ -413,3 +414,18 @@ def test_affine_to_ddf_matches_einsum_on_identity_grid():
     matrix, translation = torch.randn(2, 3, 3, generator=generator), torch.randn(2, 3, generator=generator)
     expected = torch.einsum("bij,jxyz->bixyz", matrix, identity_grid((5, 6, 7))) + translation[:, :, None, None, None]
     torch.testing.assert_close(affine_to_ddf(matrix, translation, (5, 6, 7)), expected)
+
+
+def test_integrate_velocity_matches_monai_dvf2ddf_and_exponentiates_a_constant_field():
+    from monai.networks.blocks import DVF2DDF
+
+    generator = torch.Generator().manual_seed(0)
+    velocity = F.interpolate(torch.randn(2, 3, 4, 4, 4, generator=generator), size=(12, 12, 12), mode="trilinear")
+    expected = DVF2DDF(num_steps=5, mode="bilinear", padding_mode="border")(velocity)
+    torch.testing.assert_close(integrate_velocity(velocity, steps=5), expected, atol=1e-5, rtol=0)
+    constant = torch.full((1, 3, 8, 8, 8), 0.75)  # the flow of a constant velocity is that translation
+    torch.testing.assert_close(integrate_velocity(constant), constant, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="at least 1 step, got 0"):
+        integrate_velocity(velocity, steps=0)
+    with pytest.raises(ValueError, match="velocity"):
+        integrate_velocity(velocity[:, :2])

@@ -13,7 +13,10 @@ and its wall time; the benchmark then warps and scores every method's DDF the sa
   (:mod:`monai_mine.benchmark.classical`);
 - a bundle (``vtn_addd``, ``vtn_addd_inv``, ``miregnet``, ``midiceregnet``): the pair is written as NIfTI and
   registered by :func:`monai_mine.registration.register_files` with a checkpoint (resampled to the bundle's
-  working grid, the DDF mapped back to the pair's grid); the time is the registration's own (files excluded).
+  working grid, the DDF mapped back to the pair's grid); the time is the registration's own (files excluded);
+- any of these with ``+io`` (``vtn_addd+io``, ``identity+io``): the same start refined on the pair by instance
+  optimisation (:class:`~monai_mine.registration.InstanceOptimizer`, the bundles' default settings), the time
+  included; ``identity+io`` is pure optimisation from the identity, no network.
 """
 
 from __future__ import annotations
@@ -34,15 +37,27 @@ __all__ = [
     "BUNDLE_METHODS",
     "CLASSICAL_METHODS",
     "DEFAULT_METHODS",
+    "INSTANCE_METHODS",
+    "INSTANCE_SUFFIX",
     "BundleMethod",
     "MethodRun",
+    "base_method",
     "classical_method",
+    "identity_instance_method",
 ]
 
 CLASSICAL_METHODS = ("identity", "ants_syn", "ants_vtn_paper", "elastix")
 BUNDLE_METHODS = ("vtn_addd", "vtn_addd_inv", "miregnet", "midiceregnet")
 DEFAULT_METHODS = ("identity", "ants_syn", "elastix", *BUNDLE_METHODS)
 """What ``monai-mine benchmark`` runs unless told otherwise (``ants_vtn_paper`` is left out for its run time)."""
+INSTANCE_SUFFIX = "+io"
+INSTANCE_METHODS = tuple(f"{name}{INSTANCE_SUFFIX}" for name in ("identity", *BUNDLE_METHODS))
+"""The methods refined by instance optimisation: the identity start and each bundle's network."""
+
+
+def base_method(name: str) -> str:
+    """The method a ``+io`` method starts from (``vtn_addd+io`` -> ``vtn_addd``); other names unchanged."""
+    return name[: -len(INSTANCE_SUFFIX)] if name.endswith(INSTANCE_SUFFIX) else name
 
 
 @dataclass
@@ -88,6 +103,31 @@ def classical_method(name: str) -> Callable[[BenchmarkPair], MethodRun]:
     return run
 
 
+def identity_instance_method(instance_optimization) -> Callable[[BenchmarkPair], MethodRun]:
+    """``identity+io``: instance optimisation from the identity as ``pair -> MethodRun``.
+
+    Args:
+        instance_optimization: Adam steps per level with the bundles' default settings, or an
+            :class:`~monai_mine.registration.InstanceOptimizer`.
+    """
+    import torch
+
+    from monai_mine.registration import InstanceOptimizer
+
+    optimizer = instance_optimization
+    if not isinstance(optimizer, InstanceOptimizer):
+        optimizer = InstanceOptimizer(steps=int(instance_optimization))
+
+    def run(pair: BenchmarkPair) -> MethodRun:
+        images = (
+            torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None] for image in (pair.moving, pair.fixed)
+        )
+        ddf, report = optimizer(*images)
+        return MethodRun(ddf[0].numpy(), report.seconds)
+
+    return run
+
+
 class BundleMethod:
     """A bundle with a checkpoint, registering pairs through :func:`monai_mine.registration.register_files`."""
 
@@ -98,6 +138,7 @@ class BundleMethod:
         work_dir: str | os.PathLike,
         image_size: int | None = None,
         device: str = "cpu",
+        instance_optimization=0,
     ) -> None:
         """
         Args:
@@ -106,6 +147,8 @@ class BundleMethod:
             work_dir: folder for each pair's NIfTI inputs and the registration's outputs.
             image_size: working grid edge; default the one the weights were trained at (their model record).
             device: where the network runs.
+            instance_optimization: Adam steps per level of the bundle's instance optimisation (0: the network), or
+                an :class:`~monai_mine.registration.InstanceOptimizer`.
 
         Raises:
             FileNotFoundError: when the bundle or checkpoint does not exist.
@@ -116,6 +159,7 @@ class BundleMethod:
         overrides = {} if image_size is None else {"image_size": int(image_size)}
         self.bundle = load_trained_model(bundle_dir, checkpoint, overrides=overrides, device=device)
         self.work_dir = Path(work_dir)
+        self.instance_optimization = instance_optimization
 
     def __call__(self, pair: BenchmarkPair) -> MethodRun:
         """Register one pair; its inputs are written to ``work_dir/<track>_<seed>/`` first."""
@@ -126,6 +170,14 @@ class BundleMethod:
         paths = {name: folder / f"{name}.nii.gz" for name in inputs}
         for name, array in inputs.items():
             save_nifti(array, paths[name], pair.affine)
-        report = register_files(paths["fixed"], paths["moving"], self.bundle, folder / self.bundle.name, overwrite=True)
+        out = folder / self.bundle.name
+        report = register_files(
+            paths["fixed"],
+            paths["moving"],
+            self.bundle,
+            out,
+            instance_optimization=self.instance_optimization,
+            overwrite=True,
+        )
         ddf, _ = load_ddf(report.ddf)
         return MethodRun(ddf.numpy().astype(np.float32), float(report.runtime_s))

@@ -33,9 +33,12 @@ from monai_mine.benchmark.methods import (
     BUNDLE_METHODS,
     CLASSICAL_METHODS,
     DEFAULT_METHODS,
+    INSTANCE_METHODS,
     BundleMethod,
     MethodRun,
+    base_method,
     classical_method,
+    identity_instance_method,
 )
 from monai_mine.benchmark.pairs import TRACKS, make_pair, pair_seed
 from monai_mine.benchmark.report import summarize, track_table, write_box_plots, write_json, write_pair_figure
@@ -167,6 +170,7 @@ def run_benchmark(
     training_pairs: int = 32,
     validation_pairs: int = 4,
     image_size: int = 64,
+    instance_optimization: int = 50,
     command: str | None = None,
 ) -> dict:
     """Run the benchmark and write its outputs (see the module docstring).
@@ -176,7 +180,8 @@ def run_benchmark(
         size: template grid edge (128: 1.5 mm voxels).
         pairs: test pairs per track.
         tracks: ``"mono"``, ``"multimodal"`` or both (comma-separated or a sequence).
-        methods: among :data:`~monai_mine.benchmark.methods.CLASSICAL_METHODS` and the bundles; default
+        methods: among :data:`~monai_mine.benchmark.methods.CLASSICAL_METHODS`, the bundles and
+            :data:`~monai_mine.benchmark.methods.INSTANCE_METHODS` (a bundle's ``+io`` uses its checkpoint); default
             :data:`~monai_mine.benchmark.methods.DEFAULT_METHODS`.
         checkpoints: bundle checkpoints given as arguments (:func:`parse_checkpoints`); a bundle without one is
             trained here on benchmark-style pairs for ``train_minutes`` per track.
@@ -186,6 +191,7 @@ def run_benchmark(
         training_pairs: training pairs per track when a bundle is trained here.
         validation_pairs: validation pairs per track (best-checkpoint selection).
         image_size: the bundles' working grid edge, in training and registration.
+        instance_optimization: Adam steps per level of the ``+io`` methods.
         command: the command line to record; default ``sys.argv``.
 
     Returns:
@@ -195,11 +201,15 @@ def run_benchmark(
         ValueError: on unknown tracks or methods, fewer than one pair, or a non-positive training budget.
     """
     track_list = parse_names(tracks, TRACKS, "tracks")
-    method_list = parse_names(methods, (*CLASSICAL_METHODS, *BUNDLE_METHODS), "methods")
+    method_list = parse_names(methods, (*CLASSICAL_METHODS, *BUNDLE_METHODS, *INSTANCE_METHODS), "methods")
     given = parse_checkpoints(checkpoints, track_list)
     if int(pairs) < 1:
         raise ValueError(f"--pairs must be at least 1, got {pairs}.")
-    bundles = [method for method in method_list if method in BUNDLE_METHODS]
+    if int(instance_optimization) < 1 and any(method in INSTANCE_METHODS for method in method_list):
+        raise ValueError(
+            f"--instance_optimization must be at least 1 step for +io methods, got {instance_optimization}."
+        )
+    bundles = list(dict.fromkeys(base_method(m) for m in method_list if base_method(m) in BUNDLE_METHODS))
     if any((bundle, track) not in given for bundle in bundles for track in track_list) and not train_minutes > 0:
         raise ValueError(f"--train_minutes must be positive to train bundles without checkpoints, got {train_minutes}.")
     out_dir = Path(out_dir)
@@ -220,6 +230,7 @@ def run_benchmark(
         "seed": int(seed),
         "train_minutes": float(train_minutes),
         "image_size": int(image_size),
+        "instance_optimization": int(instance_optimization),
     }
     records: list[dict] = []
     training: dict[str, dict] = {}
@@ -237,6 +248,8 @@ def run_benchmark(
 
     for track in track_list:
         runners = {name: classical_method(name) for name in method_list if name in CLASSICAL_METHODS}
+        if "identity+io" in method_list:
+            runners["identity+io"] = identity_instance_method(instance_optimization)
         if bundles and any((bundle, track) not in given for bundle in bundles):
             datalist = write_training_datalist(
                 template, track, work / "training" / track, training_pairs, validation_pairs, seed
@@ -260,7 +273,12 @@ def run_benchmark(
                     "validation_pairs": int(validation_pairs),
                     "image_size": int(image_size),
                 }
-            runners[bundle] = BundleMethod(shipped_bundle_dir(bundle), checkpoint, work / "pairs", image_size)
+            for method in (bundle, f"{bundle}+io"):
+                if method in method_list:
+                    steps = instance_optimization if method != bundle else 0
+                    runners[method] = BundleMethod(
+                        shipped_bundle_dir(bundle), checkpoint, work / "pairs", image_size, instance_optimization=steps
+                    )
             save_progress()
 
         for index in range(int(pairs)):

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIGS = ("train.json", "inference.json")
 """The bundle configs read by default, merged in this order: ``inference.json`` defines the network and its
-preprocessing as inference runs them, ``train.json`` adds the training loss and optimiser (instance optimisation)."""
+preprocessing as inference runs them, ``train.json`` adds the training settings the model record refers to."""
 
 
 def _config_paths(bundle_dir: Path, config_files: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
@@ -131,37 +131,20 @@ class TrainedModel:
         self.image_size = int(self.image_size)
         self.device = torch.device(self.device)
 
-    def objective(self) -> tuple[Any, torch.optim.Optimizer]:
-        """The training loss (``loss``) and ``optimizer`` of the configs, bound to :attr:`network`, for instance
-        optimisation. Label terms (MIDiceRegNet's Dice) are dropped: a pair to register has no fixed label. A
-        training checkpoint's loss state (a trained MINE critic) is loaded when the weights came from one or one
-        lies beside them (``checkpoint.pt``).
+    def instance_optimizer(self, steps: int) -> Any:
+        """The configs' ``instance_optimizer`` (a :class:`~monai_mine.registration.InstanceOptimizer`) with
+        ``steps`` Adam steps per level.
 
         Raises:
-            ValueError: when the configs' ``loss`` is no ``RegistrationObjective`` or its saved state does not fit.
+            ValueError: when the model has no bundle config, or its configs define no ``instance_optimizer``.
         """
-        from monai_mine.losses.objective import RegistrationObjective
-
-        if self.config is None:
-            raise ValueError(f"{self.name!r} has no bundle config: load it with monai_mine.bundle.load_trained_model.")
-        self.config["network"] = self.network  # the optimiser's parameter groups refer to @network
-        objective = self.config.get_parsed_content("loss")
-        if not isinstance(objective, RegistrationObjective):
-            raise ValueError(f"loss of bundle {self.name!r} must be a RegistrationObjective, got {type(objective)}.")
-        candidates = [] if self.weights is None else [self.weights, self.weights.with_name("checkpoint.pt")]
-        for candidate in candidates:
-            saved = read_weights(candidate) if candidate.is_file() else None
-            if isinstance(saved, Mapping) and isinstance(saved.get("objective"), Mapping):
-                try:
-                    objective.load_state_dict(saved["objective"])
-                except RuntimeError as error:
-                    raise ValueError(
-                        f"the loss state in {candidate} does not fit bundle {self.name!r}: {error}"
-                    ) from error
-                break
-        optimizer = self.config.get_parsed_content("optimizer")
-        kept = [term for term in objective.terms if not term.needs_labels]
-        return RegistrationObjective(kept).to(self.device), optimizer
+        if self.config is None or "instance_optimizer" not in self.config:
+            raise ValueError(
+                f"{self.name!r} has no instance_optimizer in its bundle configs: load it with "
+                "monai_mine.bundle.load_trained_model, or build a monai_mine.registration.InstanceOptimizer."
+            )
+        self.config["instance_optimization_steps"] = int(steps)
+        return self.config.get_parsed_content("instance_optimizer", lazy=False)
 
 
 def _network_state(checkpoint: Any, path: Path) -> Mapping[str, torch.Tensor]:

@@ -25,7 +25,7 @@ __all__ = ["RECORDED_IDS", "ModelRecord", "apply_record", "record_config"]
 
 RECORDED_IDS = ("network_def", "image_size", "intensity", "loss_terms")
 """The config ids a record keeps (with the ids they refer to): network, working grid, intensity normalisation and
-the training loss (instance optimisation optimises it)."""
+the training loss the weights were trained with."""
 
 RUNTIME_IDS = ("device",)
 """Ids never recorded: they describe the machine, not the model."""

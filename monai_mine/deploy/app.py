@@ -15,6 +15,7 @@ The same application runs under ``monai-deploy exec`` and can be packaged with `
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from monai_mine.deploy.operators import (
@@ -34,19 +35,29 @@ except ImportError as error:
         f"(the 'deploy' extra of monai-mine); importing it failed with: {error}"
     ) from error
 
-__all__ = ["RegistrationApp", "main"]
+__all__ = ["INSTANCE_OPTIMIZATION_VARIABLE", "RegistrationApp", "main"]
+
+INSTANCE_OPTIMIZATION_VARIABLE = "MONAI_MINE_INSTANCE_OPTIMIZATION"
 
 
 class RegistrationApp(Application):
     """Loads ``moving.nii.gz`` and ``fixed.nii.gz`` from the input folder, registers them with the bundle given
-    with ``-m`` (an exported ``model.ts`` or a bundle folder) and writes the DDF and the warped image."""
+    with ``-m`` (an exported ``model.ts`` or a bundle folder) and writes the DDF and the warped image.
+
+    The environment variable ``MONAI_MINE_INSTANCE_OPTIMIZATION`` (default 0) sets the Adam steps per level of
+    instance optimisation on the pair."""
 
     def compose(self) -> None:
         app_context: AppContext = Application.init_app_context(self.argv)
         loader = NiftiPairLoaderOperator(
             self, CountCondition(self, 1), input_folder=Path(app_context.input_path), name="pair_loader"
         )
-        registration = RegistrationInferenceOperator(self, app_context=app_context, name="registration")
+        steps = os.environ.get(INSTANCE_OPTIMIZATION_VARIABLE, "0")
+        if not steps.isdigit():
+            raise ValueError(f"{INSTANCE_OPTIMIZATION_VARIABLE} must be a number of steps >= 0, got {steps!r}.")
+        registration = RegistrationInferenceOperator(
+            self, app_context=app_context, instance_optimization=int(steps), name="registration"
+        )
         writer = RegistrationWriterOperator(self, output_folder=Path(app_context.output_path), name="writer")
         self.add_flow(loader, registration, {(key, key) for key in IMAGE_KEYS})
         self.add_flow(registration, writer, {(name, name) for name in OUTPUT_NAMES})

@@ -239,6 +239,11 @@ class RegistrationBundle:
         parser: the bundle's metadata and inference config (see :func:`read_bundle_configs`).
         device: where the network runs.
         model_file: the file the network was loaded from (default ``path``).
+        instance_optimization: Adam steps per level of the config's ``instance_optimizer`` refining each DDF on its
+            pair (0: the network alone).
+
+    Raises:
+        ValueError: when ``instance_optimization`` is negative, or asked of configs without an ``instance_optimizer``.
     """
 
     def __init__(
@@ -248,6 +253,7 @@ class RegistrationBundle:
         parser: ConfigParser,
         device: torch.device,
         model_file: str | os.PathLike | None = None,
+        instance_optimization: int = 0,
     ) -> None:
         self.path = Path(path)
         self.model_file = self.path if model_file is None else Path(model_file)
@@ -258,6 +264,7 @@ class RegistrationBundle:
         _check_data_format(self.metadata, self.path)
         self.preprocessing = _filtered_preprocessing(parser, self.path)
         self.run_network = FastRegistration(network, self.device, channels_last=False, cudnn_benchmark=False)
+        self.instance_optimizer = _instance_optimizer(parser, int(instance_optimization), self.path)
 
     @property
     def name(self) -> str:
@@ -289,6 +296,8 @@ class RegistrationBundle:
                 f"the network of {self.path} returned shape {tuple(ddf.shape)} for input {tuple(pair.shape)}; "
                 f"expected a DDF (1, 3, {', '.join(map(str, pair.shape[2:]))})."
             )
+        if self.instance_optimizer is not None:
+            ddf, _ = self.instance_optimizer(pair[:, :1], pair[:, 1:2], ddf)
         warped = warp(pair[:, :1], ddf)
         affine = fixed.affine.clone()
         return WorkingGridRegistration(
@@ -296,8 +305,25 @@ class RegistrationBundle:
         )
 
 
+def _instance_optimizer(parser: ConfigParser, steps: int, path: Path) -> Any:
+    if steps < 0:
+        raise ValueError(f"instance_optimization must be >= 0 steps, got {steps}.")
+    if not steps:
+        return None
+    if "instance_optimizer" not in parser:
+        raise ValueError(
+            f"the configs of {path} define no instance_optimizer: export the bundle again with this monai-mine "
+            "version, or register without instance optimisation."
+        )
+    parser["instance_optimization_steps"] = steps
+    return parser.get_parsed_content("instance_optimizer", lazy=False)
+
+
 def load_registration_bundle(
-    path: str | os.PathLike, device: str | torch.device | None = None, config_names: Sequence[str] = ("inference",)
+    path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    config_names: Sequence[str] = ("inference",),
+    instance_optimization: int = 0,
 ) -> RegistrationBundle:
     """Load an exported registration bundle (``model.ts``) or a bundle folder as MONAI Deploy does.
 
@@ -306,6 +332,7 @@ def load_registration_bundle(
             ``models/model.pt``).
         device: where to run; default CUDA when available, else CPU.
         config_names: the configs holding ``preprocessing`` (MONAI Deploy's default: ``inference``).
+        instance_optimization: Adam steps per level of instance optimisation on each pair (0: the network alone).
 
     Raises:
         FileNotFoundError: naming a missing archive, folder, config or model file.
@@ -317,4 +344,4 @@ def load_registration_bundle(
     parser = read_bundle_configs(path, config_names)
     names = [name.split(".")[0] for name in ([config_names] if isinstance(config_names, str) else config_names)]
     network, model_file, parser = _load_network(path, parser, names, device)
-    return RegistrationBundle(path, network, parser, device, model_file)
+    return RegistrationBundle(path, network, parser, device, model_file, instance_optimization)

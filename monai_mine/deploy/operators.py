@@ -136,6 +136,7 @@ class RegistrationInferenceOperator(InferenceOperator):
         model_name: str = "",
         bundle_path: str | os.PathLike | None = None,
         device: str | None = None,
+        instance_optimization: int = 0,
         **kwargs,
     ) -> None:
         """
@@ -145,8 +146,11 @@ class RegistrationInferenceOperator(InferenceOperator):
             model_name: the model's name when the application has several.
             bundle_path: an exported ``model.ts`` or a bundle folder (overrides the application's models).
             device: where to run; default CUDA when available, else CPU.
+            instance_optimization: Adam steps per level of instance optimisation on each pair (0: the network
+                alone; see :class:`monai_mine.registration.InstanceOptimizer`).
         """
         self.app_context = app_context
+        self.instance_optimization = int(instance_optimization)
         self.model_name = model_name
         self.bundle_path = Path(bundle_path) if bundle_path else None
         self.device = device
@@ -172,7 +176,7 @@ class RegistrationInferenceOperator(InferenceOperator):
                         "no bundle: pass bundle_path or run the application with -m <exported model.ts>."
                     )
                 path = Path(models.get(self.model_name).path)
-            self._bundle = load_registration_bundle(path, self.device)
+            self._bundle = load_registration_bundle(path, self.device, instance_optimization=self.instance_optimization)
             self._logger.info(f"loaded registration bundle {self._bundle.name!r} from {self._bundle.model_file}")
         return self._bundle
 

@@ -26,6 +26,7 @@ __all__ = [
     "ResumableCheckpoint",
     "WeightsLoader",
     "atomic_torch_save",
+    "is_main_process",
     "unwrap_network",
 ]
 
@@ -37,7 +38,8 @@ def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
     return getattr(network, "module", network)
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
+    """Whether this process writes files: rank 0 of a distributed run, or the only process."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
@@ -123,7 +125,7 @@ class ResumableCheckpoint:
             logger.info(f"resumed from {self.save_path} at iteration {trainer_state.get('iteration')}")
 
     def save(self, engine: Engine | None = None) -> None:
-        if _is_main_process():
+        if is_main_process():
             atomic_torch_save({name: _state_dict(obj) for name, obj in self.save_dict.items()}, self.save_path)
 
 
@@ -164,7 +166,7 @@ class BestModelSaver:
         value = float(evaluator.state.metrics[self.metric_name])
         if value > self.best_value:
             self.best_value = value
-            if _is_main_process():
+            if is_main_process():
                 record = self.record.snapshot() if self.record is not None else None
                 if record is not None:
                     record.training["validation"] = {self.metric_name: value}

@@ -19,7 +19,7 @@ from monai.data import DataLoader
 from monai.transforms import Transform
 
 from monai_mine.bundle import read_weights
-from monai_mine.engines.checkpoint import BestModelSaver, _is_main_process, unwrap_network
+from monai_mine.engines.checkpoint import BestModelSaver, is_main_process, unwrap_network
 from monai_mine.engines.evaluator import RegistrationEvaluator
 from monai_mine.keys import FIXED_LABEL, MOVING_LABEL
 from monai_mine.metrics import dice_per_label
@@ -91,7 +91,7 @@ class HeldOutReport:
     def __call__(self, engine: Engine) -> None:
         from monai_mine.data import registration_dataset
 
-        if not _is_main_process():
+        if not is_main_process():
             return
         if not self._has_split():
             logger.info(f"no {self.split!r} split in the datalist: no held-out score to report.")

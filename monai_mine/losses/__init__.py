@@ -2,9 +2,9 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Registration losses: MINE, correlation coefficient, affine regularisers, smoothness, invertibility, and the
-objective that weighs them per cascade stage (``RegistrationObjective`` and its terms; ``vtn_loss_terms`` builds a
-VTN cascade's terms from its layout).
+"""Registration losses: MINE, correlation coefficient (global and local), affine regularisers, smoothness,
+invertibility, and the objective that weighs them per cascade stage (``RegistrationObjective`` and its terms;
+``vtn_loss_terms`` builds a VTN cascade's terms from its layout).
 
 Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``, through ``LabelTerm``).
 """
@@ -24,7 +24,7 @@ from monai_mine.losses.objective import (
     RegistrationOutputs,
     SimilarityTerm,
 )
-from monai_mine.losses.similarity import CorrelationCoefficientLoss
+from monai_mine.losses.similarity import CorrelationCoefficientLoss, LocalCorrelationLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
 from monai_mine.losses.vtn import vtn_loss_terms
 
@@ -36,6 +36,7 @@ __all__ = [
     "InvertibilityLoss",
     "InvertibilityTerm",
     "LabelTerm",
+    "LocalCorrelationLoss",
     "LossTerm",
     "MINELoss",
     "OrthogonalityLoss",

@@ -2,17 +2,18 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Correlation-coefficient similarity (VTN eq. 5-7)."""
+"""Correlation similarity: global (VTN eq. 5-7) and local, in a sliding box window."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
 from monai_mine.losses._reduction import check_same_shape, reduce_per_sample
 
-__all__ = ["CorrelationCoefficientLoss"]
+__all__ = ["CorrelationCoefficientLoss", "LocalCorrelationLoss", "box_mean"]
 
 
 class CorrelationCoefficientLoss(_Loss):
@@ -52,3 +53,99 @@ class CorrelationCoefficientLoss(_Loss):
         cov = (x * y).mean(dim=1)
         denom = torch.sqrt((x.square().mean(dim=1) + self.eps) * (y.square().mean(dim=1) + self.eps))
         return reduce_per_sample(1.0 - cov / denom, self.reduction)
+
+
+def box_mean(image: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """The mean over a ``kernel_size``^3 box around each voxel (the box cut to the volume at its borders).
+
+    Three 1D passes, each a cumulative sum and one difference: the cost does not grow with the box, and it is
+    about twice as fast as ``avg_pool3d`` with 1D kernels on a CPU.
+
+    Args:
+        image: Tensor in shape (B, C, X, Y, Z).
+        kernel_size: odd box edge in voxels.
+
+    Returns:
+        Tensor in shape (B, C, X, Y, Z).
+    """
+    half = kernel_size // 2
+    for dim in (2, 3, 4):
+        size = image.shape[dim]
+        padding = [0] * 6
+        padding[2 * (4 - dim)] = half + 1  # F.pad lists the last dimension first
+        padding[2 * (4 - dim) + 1] = half
+        sums = F.pad(image, padding).cumsum(dim)
+        window = sums.narrow(dim, kernel_size, size) - sums.narrow(dim, 0, size)
+        index = torch.arange(size, device=image.device)
+        count = (index.clamp(max=size - 1 - half) + half + 1 - (index - half).clamp(min=0)).clamp(max=kernel_size)
+        shape = [1] * image.ndim
+        shape[dim] = size
+        image = window / count.view(shape).to(window.dtype)
+    return image
+
+
+class LocalCorrelationLoss(_Loss):
+    """``1 - mean_x r(x)^2``, with ``r(x)`` the Pearson correlation of two images in a box window around ``x``.
+
+    The squared local correlation of VoxelMorph and ANTs' CC metric, with box means by cumulative sums
+    (:func:`box_mean`): a few passes over memory whatever the window, where MONAI's
+    ``LocalNormalizedCrossCorrelationLoss`` convolves with a dense kernel (about ten times slower on a CPU at
+    64^3). The loss is 0 when the images are locally linear in each other (any contrast per window, even a
+    negative one), 1 when they are unrelated.
+
+    Reference:
+        Avants et al., "A reproducible evaluation of ANTs similarity metric performance in brain image
+        registration", NeuroImage 2011.
+    """
+
+    def __init__(
+        self, kernel_size: int = 5, eps: float = 1e-5, reduction: LossReduction | str = LossReduction.MEAN
+    ) -> None:
+        """
+        Args:
+            kernel_size: odd window edge in voxels (at least 3).
+            eps: added to each local variance.
+            reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for a (B,) tensor.
+
+        Raises:
+            ValueError: when ``kernel_size`` is even or below 3.
+        """
+        super().__init__(reduction=LossReduction(reduction).value)
+        if int(kernel_size) < 3 or int(kernel_size) % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and at least 3, got {kernel_size}.")
+        self.kernel_size = int(kernel_size)
+        self.eps = eps
+        self._cached: tuple | None = None
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            pred: the warped moving image, Tensor in shape (B, C, X, Y, Z).
+            target: the fixed image, Tensor in shape (B, C, X, Y, Z).
+
+        Raises:
+            ValueError: when the shapes differ or are not 5D.
+        """
+        check_same_shape(pred, target)
+        x = pred.float()
+        mean_y, var_y = self._target_statistics(target)
+        channels = x.shape[1]
+        means = box_mean(torch.cat([x, x * x, x * target.float()], dim=1), self.kernel_size).split(channels, dim=1)
+        mean_x, mean_xx, mean_xy = means
+        cov = mean_xy - mean_x * mean_y
+        var_x = (mean_xx - mean_x.square()).clamp_min(0) + self.eps
+        squared = cov.square() / (var_x * var_y)
+        return reduce_per_sample(1.0 - squared.flatten(1).mean(dim=1), self.reduction)
+
+    def _target_statistics(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Local mean and variance (+ eps) of ``target``, kept while the same unchanged tensor comes again (the
+        fixed image of an optimisation: a third less work per step)."""
+        key = (target, target._version)
+        cached = self._cached
+        if cached is not None and cached[0] is key[0] and cached[1] == key[1] and not target.requires_grad:
+            return cached[2], cached[3]
+        y = target.float()
+        mean_y, mean_yy = box_mean(torch.cat([y, y * y], dim=1), self.kernel_size).split(y.shape[1], dim=1)
+        var_y = (mean_yy - mean_y.square()).clamp_min(0) + self.eps
+        self._cached = None if target.requires_grad else (*key, mean_y, var_y)
+        return mean_y, var_y

@@ -6,8 +6,8 @@
 
 :func:`register_files` registers two NIfTI files and writes the warped image, the DDF on the fixed image's grid,
 warped label maps, a Jacobian map and a QC picture; :func:`warp_file` and :func:`jacobian_file` apply and inspect a
-saved DDF. The geometry (working grid, resampling through world coordinates, DDFs across grids) is in
-:mod:`monai_mine.registration.geometry`.
+saved DDF; :class:`InstanceOptimizer` refines a DDF on its pair. The geometry (working grid, resampling through
+world coordinates, DDFs across grids) is in :mod:`monai_mine.registration.geometry`.
 """
 
 from __future__ import annotations
@@ -22,19 +22,20 @@ from monai_mine.registration.geometry import (
     warp_to_grid,
     working_grid,
 )
-from monai_mine.registration.instance import InstanceOptimization, instance_optimize
+from monai_mine.registration.instance import InstanceOptimization, InstanceOptimizationInferer, InstanceOptimizer
 from monai_mine.registration.io import Volume, load_ddf, load_volume, save_ddf, save_volume
 from monai_mine.registration.register import RegistrationReport, RegistrationResult, register_files, register_volumes
 
 __all__ = [
     "Grid",
     "InstanceOptimization",
+    "InstanceOptimizationInferer",
+    "InstanceOptimizer",
     "RegistrationReport",
     "RegistrationResult",
     "Volume",
     "closest_ras_grid",
     "ddf_to_grid",
-    "instance_optimize",
     "jacobian_file",
     "load_ddf",
     "load_volume",

@@ -2,22 +2,71 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Instance optimisation: refine a trained network's DDF on one pair with a few steps of its own training loss."""
+"""Instance optimisation: refine a DDF on one pair by gradient descent on the displacement itself, coarse to fine.
+
+The learned network gives a DDF in one forward pass; a short optimisation on the pair's own images then corrects
+what the network missed (as ConvexAdam, uniGradICON and FireANTs end). At each level (a grid of 32, then 64 voxels
+along the image's longest axis by default: 1/4 then 1/2 of a 128^3 image, 1/2 then all of a 64^3 working grid)
+both images are averaged down to that grid, the current DDF is averaged down with them, and a
+correction at that resolution is found by Adam on
+
+    ``similarity(moving_l o (x + u_l), fixed_l) + smoothness * diffusion(u_l)``
+
+where ``u_l`` is the level's whole displacement: the current DDF plus the correction (``additive``), or the
+current DDF composed with the exponential of a stationary velocity field (``diffeomorphic``: scaling and
+squaring, :func:`~monai_mine.flows.integrate_velocity`; a composition of folding-free maps stays folding-free,
+and the diffusion term then acts on the velocity). The correction is upsampled (trilinear, box to box) and added
+to (composed with) the DDF at the input resolution, so the network's fine detail is kept. Only the downsampled
+moving image is warped at a level.
+
+Displacements are in voxels of the grid they live on (``docs/design.md`` section 2); the diffusion term is
+:class:`~monai_mine.losses.TotalVariationLoss` (squared forward differences), which is the same for a smooth
+field at every level, so one weight serves all levels.
+"""
 
 from __future__ import annotations
 
-import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from monai.inferers import Inferer
+from monai.losses import GlobalMutualInformationLoss
 from torch import nn
 
-from monai_mine.engines.batch import split_records
-from monai_mine.losses.objective import RegistrationObjective, RegistrationOutputs
-from monai_mine.networks.cascade import StageRecord
+from monai_mine.flows import check_ddf, compose_ddf, integrate_velocity, warp
+from monai_mine.losses.similarity import CorrelationCoefficientLoss, LocalCorrelationLoss
+from monai_mine.losses.smoothness import TotalVariationLoss
 
-__all__ = ["InstanceOptimization", "instance_optimize", "objective_value"]
+__all__ = [
+    "SIMILARITIES",
+    "InstanceOptimization",
+    "InstanceOptimizationInferer",
+    "InstanceOptimizer",
+    "similarity_loss",
+]
+
+SIMILARITIES = ("local_correlation", "correlation", "mutual_information")
+"""Similarities by name: :class:`~monai_mine.losses.LocalCorrelationLoss` (box window ``kernel_size``),
+:class:`~monai_mine.losses.CorrelationCoefficientLoss` (global) and MONAI's ``GlobalMutualInformationLoss``
+(Parzen windows, 23 bins; for pairs of different contrasts)."""
+
+
+def similarity_loss(name: str, kernel_size: int = 5) -> nn.Module:
+    """The similarity loss called ``name`` (one of :data:`SIMILARITIES`), lower is more similar.
+
+    Raises:
+        ValueError: on an unknown name.
+    """
+    if name == "local_correlation":
+        return LocalCorrelationLoss(kernel_size)
+    if name == "correlation":
+        return CorrelationCoefficientLoss()
+    if name == "mutual_information":
+        return GlobalMutualInformationLoss(num_bins=23)
+    raise ValueError(f"unknown similarity {name!r}; choose from {SIMILARITIES} or pass a loss module.")
 
 
 @dataclass
@@ -25,92 +74,242 @@ class InstanceOptimization:
     """What instance optimisation did.
 
     Attributes:
-        steps: gradient steps taken.
-        loss_before: the objective on the pair with the trained weights.
-        loss_after: the objective on the pair after the last step (the DDF returned).
+        steps: Adam steps taken, over all levels.
+        levels: the grid shape of each level optimised, coarse to fine.
+        loss_before: the objective at the finest level optimised, before its first step.
+        loss_after: the objective at that level after its last step.
         seconds: wall time.
     """
 
     steps: int
+    levels: tuple[tuple[int, ...], ...]
     loss_before: float
     loss_after: float
     seconds: float
 
 
-def objective_value(
-    network: nn.Module, objective: RegistrationObjective, moving: torch.Tensor, fixed: torch.Tensor
-) -> tuple[torch.Tensor, list[StageRecord]]:
-    """The objective on one batch of pairs, with the reverse pass when a term needs it (as the trainer runs it).
+def _level_shape(shape: Sequence[int], size: float) -> tuple[int, ...]:
+    """The grid with ``size`` voxels along the longest axis of ``shape`` (the others in proportion, at least 2),
+    or ``shape`` itself when ``size`` reaches it."""
+    factor = max(shape) / size
+    return tuple(shape) if factor <= 1 else tuple(max(2, round(n / factor)) for n in shape)
 
-    Args:
-        network: a cascade whose forward takes ``return_stages``.
-        objective: the loss terms (none may need labels).
-        moving: Tensor in shape (B, 1, X, Y, Z).
-        fixed: Tensor in shape (B, 1, X, Y, Z).
 
-    Returns:
-        the total loss (scalar tensor) and the forward pass's stage records.
+def _per_level(value, levels: tuple[int, ...], kind: type) -> tuple:
+    """One setting for every level, or one per level, as a tuple of ``kind``."""
+    return (kind(value),) * len(levels) if isinstance(value, (int, float)) else tuple(kind(v) for v in value)
+
+
+def _resize_ddf(ddf: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """A DDF (B, 3, ...) resampled to another grid over the same box (area down, trilinear up), in its voxels."""
+    source = ddf.shape[2:]
+    if tuple(shape) == tuple(source):
+        return ddf
+    smaller = all(n <= m for n, m in zip(shape, source))
+    resized = F.interpolate(ddf, size=tuple(shape), mode="area" if smaller else "trilinear")
+    scale = torch.tensor([n / m for n, m in zip(shape, source)], dtype=ddf.dtype, device=ddf.device)
+    return resized * scale.view(1, 3, 1, 1, 1)
+
+
+class InstanceOptimizer:
+    """Refine a DDF on a pair of images (see the module docstring); batched, on the images' device.
+
+    Example::
+
+        refine = InstanceOptimizer(steps=50, levels=(32, 64), similarity="local_correlation")
+        ddf, report = refine(moving, fixed, network_ddf)
     """
-    image = torch.cat([moving, fixed], dim=1)
-    if objective.needs_reverse:
-        doubled = network(torch.cat([image, torch.cat([fixed, moving], dim=1)]), return_stages=True)
-        records, reverse_records = split_records(doubled, image.shape[0])
-    else:
-        records, reverse_records = network(image, return_stages=True), None
-    loss, _ = objective(RegistrationOutputs(moving, fixed, records, reverse_records=reverse_records))
-    return loss, records
+
+    def __init__(
+        self,
+        steps: int | Sequence[int] = 50,
+        levels: Sequence[int] = (32, 64),
+        similarity: str | nn.Module = "local_correlation",
+        kernel_size: int = 5,
+        smoothness: float = 1.0,
+        learning_rate: float | Sequence[float] = 1.0,
+        similarity_learning_rate: float = 1e-3,
+        field_factor: int = 2,
+        diffeomorphic: bool = False,
+        integration_steps: int = 7,
+    ) -> None:
+        """
+        Args:
+            steps: Adam steps at each level, or one count per level (0 everywhere: the DDF is returned unchanged).
+            levels: each level's grid, coarse to fine, as voxels along the image's longest axis (the other axes in
+                proportion); a size at or beyond the image's keeps its resolution.
+            similarity: a name in :data:`SIMILARITIES` or a loss module ``(warped, fixed) -> scalar``; a module
+                with parameters (e.g. :class:`~monai_mine.losses.MINELoss` and its critic) trains along with the
+                displacement, and keeps its trained state.
+            kernel_size: window edge of ``"local_correlation"``, in voxels of each level.
+            smoothness: weight of the diffusion term (:class:`~monai_mine.losses.TotalVariationLoss`).
+            learning_rate: Adam's step size in voxels of each level's unknowns, one for all levels or one per level.
+            similarity_learning_rate: Adam's step size for the similarity module's own parameters (a critic).
+            field_factor: the correction lives on the level's grid, but never finer than this many times coarser
+                than the input, upsampled to the level's images: a level at full resolution then compares every
+                voxel for an eighth of the unknowns (and a smoother field).
+            diffeomorphic: compose the exponential of a velocity field instead of adding a displacement.
+            integration_steps: scaling-and-squaring steps of the diffeomorphic mode.
+
+        Raises:
+            ValueError: on negative steps or weights, a level below 2 voxels, steps that do not match the levels, or
+                an unknown similarity name.
+        """
+        levels = tuple(int(size) for size in levels)
+        if not levels or min(levels) < 2:
+            raise ValueError(f"levels must be grid sizes >= 2 voxels, coarse to fine, got {levels}.")
+        counts = _per_level(steps, levels, int)
+        if len(counts) != len(levels) or min(counts) < 0:
+            raise ValueError(f"steps must be >= 0, one count or one per level {levels}, got {steps}.")
+        rates = _per_level(learning_rate, levels, float)
+        if smoothness < 0 or len(rates) != len(levels) or min(rates) <= 0 or similarity_learning_rate <= 0:
+            raise ValueError(
+                f"smoothness must be >= 0 and the learning rates > 0 (one or one per level {levels}), got "
+                f"{smoothness}, {learning_rate}, {similarity_learning_rate}."
+            )
+        self.steps = counts
+        self.levels = levels
+        self.similarity = similarity_loss(similarity, kernel_size) if isinstance(similarity, str) else similarity
+        self.smoothness = float(smoothness)
+        self.learning_rate = rates
+        self.similarity_learning_rate = float(similarity_learning_rate)
+        self.diffeomorphic = bool(diffeomorphic)
+        if int(integration_steps) < 1 or int(field_factor) < 1:
+            raise ValueError(
+                f"integration_steps and field_factor must be >= 1, got {integration_steps}, {field_factor}."
+            )
+        self.field_factor = int(field_factor)
+        self.integration_steps = int(integration_steps)
+        self.diffusion = TotalVariationLoss()
+
+    def __call__(
+        self, moving: torch.Tensor, fixed: torch.Tensor, ddf: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, InstanceOptimization]:
+        """Refine ``ddf`` so that ``warp(moving, ddf)`` matches ``fixed``; the inputs are not modified.
+
+        Args:
+            moving: Tensor in shape (B, 1, X, Y, Z), on the fixed image's grid.
+            fixed: Tensor in shape (B, 1, X, Y, Z).
+            ddf: the starting DDF (B, 3, X, Y, Z) in voxels, e.g. a network's; default zero (the identity).
+
+        Returns:
+            the refined DDF (B, 3, X, Y, Z), float32, detached, and what was done.
+
+        Raises:
+            ValueError: when the shapes do not match.
+            FloatingPointError: when the objective becomes NaN or infinite.
+        """
+        if moving.ndim != 5 or moving.shape != fixed.shape:
+            raise ValueError(
+                f"moving and fixed must be (B, C, X, Y, Z) of one shape, got {tuple(moving.shape)}, "
+                f"{tuple(fixed.shape)}."
+            )
+        if ddf is not None:
+            check_ddf(ddf)
+            if ddf.shape[0] != moving.shape[0] or ddf.shape[2:] != moving.shape[2:]:
+                raise ValueError(
+                    f"ddf {tuple(ddf.shape)} must be (B, 3, X, Y, Z) over the images {tuple(moving.shape)}."
+                )
+        start = time.perf_counter()
+        loss_before = loss_after = float("nan")
+        # usable from an evaluator's inference mode and autocast: fresh float32 copies that autograd may track
+        with torch.inference_mode(False), torch.autocast(moving.device.type, enabled=False):
+            moving, fixed = moving.detach().float().clone(), fixed.detach().float().clone()
+            ddf = moving.new_zeros((moving.shape[0], 3, *moving.shape[2:])) if ddf is None else ddf.detach().float()
+            ddf = ddf.clone()
+            self.similarity.to(moving.device)
+            optimised = []
+            for size, steps, rate in zip(self.levels, self.steps, self.learning_rate):
+                if not steps:
+                    continue
+                shape = _level_shape(moving.shape[2:], size)
+                optimised.append(shape)
+                moving_l, fixed_l = (F.interpolate(image, size=shape, mode="area") for image in (moving, fixed))
+                base = _resize_ddf(ddf, shape)
+                unknowns = _level_shape(moving.shape[2:], min(size, max(moving.shape[2:]) / self.field_factor))
+                correction, loss_before, loss_after = self._optimize_level(
+                    moving_l, fixed_l, base, unknowns, steps, rate
+                )
+                correction = _resize_ddf(correction, moving.shape[2:])
+                ddf = compose_ddf(ddf, correction) if self.diffeomorphic else ddf + correction
+        seconds = time.perf_counter() - start
+        return ddf, InstanceOptimization(sum(self.steps), tuple(optimised), loss_before, loss_after, seconds)
+
+    def _correction(self, parameter: torch.Tensor) -> torch.Tensor:
+        """The correction on the parameter's grid: the displacement itself, or the exponential of the velocity."""
+        return integrate_velocity(parameter, self.integration_steps) if self.diffeomorphic else parameter
+
+    def _level_displacement(self, base: torch.Tensor, parameter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The level's whole displacement and the field the diffusion term acts on."""
+        correction = _resize_ddf(self._correction(parameter), base.shape[2:])
+        if self.diffeomorphic:
+            return compose_ddf(base, correction), parameter
+        total = base + correction
+        return total, total
+
+    def _optimize_level(
+        self,
+        moving: torch.Tensor,
+        fixed: torch.Tensor,
+        base: torch.Tensor,
+        unknowns: Sequence[int],
+        steps: int,
+        learning_rate: float,
+    ) -> tuple[torch.Tensor, float, float]:
+        """Adam on one level, the unknowns on a grid of shape ``unknowns``; returns the correction on that grid
+        (displacement, or integrated velocity) and the first and last objective values."""
+        parameter = base.new_zeros((base.shape[0], 3, *unknowns), requires_grad=True)
+        groups = [{"params": [parameter]}]
+        critic = [weight for weight in self.similarity.parameters() if weight.requires_grad]
+        if critic:
+            groups.append({"params": critic, "lr": self.similarity_learning_rate})
+        optimizer = torch.optim.Adam(groups, lr=learning_rate)
+        first = last = None
+        with torch.enable_grad():
+            for step in range(steps + 1):
+                optimizer.zero_grad(set_to_none=True)
+                total, regularised = self._level_displacement(base, parameter)
+                loss = self.similarity(warp(moving, total), fixed) + self.smoothness * self.diffusion(regularised)
+                # the batch mean times the batch size: each pair's gradient as if it were alone
+                scaled = loss * moving.shape[0]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"instance optimisation objective is {loss.item()} at step {step}.")
+                first = float(loss.detach()) if first is None else first
+                last = float(loss.detach())
+                if step == steps:  # the last evaluation only measures
+                    break
+                scaled.backward()
+                optimizer.step()
+        return self._correction(parameter.detach()), first, last
 
 
-def instance_optimize(
-    network: nn.Module,
-    objective: RegistrationObjective,
-    optimizer: torch.optim.Optimizer,
-    moving: torch.Tensor,
-    fixed: torch.Tensor,
-    steps: int,
-) -> tuple[torch.Tensor, InstanceOptimization]:
-    """Take ``steps`` optimiser steps of ``objective`` on one pair, return the refined DDF, restore the weights.
+class InstanceOptimizationInferer(Inferer):
+    """A MONAI inferer: the network's DDF, refined on each pair by an :class:`InstanceOptimizer`.
 
-    The network's weights, mode and gradients are restored afterwards, so the network is unchanged for the next
-    pair. The objective's own parameters (a MINE critic) train along and keep their new state.
-
-    Args:
-        network: a cascade whose forward takes ``return_stages``.
-        objective: the loss (no label terms).
-        optimizer: an optimiser over the network's (and the objective's) parameters.
-        moving: Tensor in shape (1, 1, X, Y, Z), on the working grid.
-        fixed: Tensor in shape (1, 1, X, Y, Z).
-        steps: gradient steps, at least 1.
-
-    Returns:
-        the refined DDF (1, 3, X, Y, Z) in working voxels, and what was done.
-
-    Raises:
-        ValueError: when ``steps`` < 1.
-        FloatingPointError: when the loss becomes NaN or infinite (the weights are restored).
+    Drop-in for ``SimpleInferer`` in an evaluator (the bundles' ``inferer``): with ``None`` or zero steps it returns
+    the network's DDF unchanged. ``last`` holds what the last refinement did.
     """
-    if int(steps) < 1:
-        raise ValueError(f"instance optimisation needs at least 1 step, got {steps}.")
-    saved = copy.deepcopy(network.state_dict())
-    was_training = network.training
-    start = time.perf_counter()
-    try:
-        network.train()
-        objective.train()
-        loss_before = None
-        for step in range(int(steps)):
-            optimizer.zero_grad(set_to_none=True)
-            loss, _ = objective_value(network, objective, moving, fixed)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"instance optimisation loss is {loss.item()} at step {step}.")
-            loss_before = float(loss.detach()) if loss_before is None else loss_before
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            loss, records = objective_value(network, objective, moving, fixed)
-        ddf = records[-1].composed_flow.detach()
-    finally:
-        network.load_state_dict(saved)
-        network.train(was_training)
-        optimizer.zero_grad(set_to_none=True)
-    return ddf, InstanceOptimization(int(steps), loss_before, float(loss), time.perf_counter() - start)
+
+    def __init__(self, optimizer: InstanceOptimizer | None = None) -> None:
+        """
+        Args:
+            optimizer: the refinement; ``None``: the network alone.
+        """
+        super().__init__()
+        self.optimizer = optimizer
+        self.last: InstanceOptimization | None = None
+
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args, **kwargs) -> torch.Tensor:
+        """
+        Args:
+            inputs: Tensor in shape (B, 2, X, Y, Z): moving and fixed images.
+            network: ``network(inputs) -> DDF (B, 3, X, Y, Z)``.
+
+        Returns:
+            the DDF (B, 3, X, Y, Z) in voxels.
+        """
+        ddf = network(inputs, *args, **kwargs)
+        if self.optimizer is None or not any(self.optimizer.steps):
+            return ddf
+        ddf, self.last = self.optimizer(inputs[:, :1], inputs[:, 1:2], ddf)
+        return ddf

@@ -11,10 +11,12 @@ Steps (:func:`register_volumes`):
    (``Orientationd("RAS")`` + ``Resized``) trains on;
 2. the bundle's intensity transform on each original image, then both resampled onto the working grid through
    their world coordinates (one trilinear resampling each);
-3. the network's DDF on the working grid, optionally refined by instance optimisation;
-4. that DDF mapped to the fixed image's own voxels (:func:`~monai_mine.registration.geometry.ddf_to_grid`), and the
-   **original** moving image (and its label maps, nearest) sampled once at the world points it sends each fixed
-   voxel to.
+3. the network's DDF on the working grid, mapped to the fixed image's own voxels
+   (:func:`~monai_mine.registration.geometry.ddf_to_grid`);
+4. optionally, instance optimisation (:class:`~monai_mine.registration.instance.InstanceOptimizer`) refines that DDF
+   on the fixed grid, with the intensity-scaled fixed image and the moving image resampled onto the fixed grid;
+5. the **original** moving image (and its label maps, nearest) sampled once at the world points the DDF sends each
+   fixed voxel to.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from monai_mine.registration.geometry import (
     warp_to_grid,
     working_grid,
 )
-from monai_mine.registration.instance import InstanceOptimization, instance_optimize
+from monai_mine.registration.instance import InstanceOptimization, InstanceOptimizer
 from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
 from monai_mine.timing import device_clock
 
@@ -69,7 +71,7 @@ class RegistrationResult:
         working: the working grid.
         runtime_s: wall time of the registration (resampling, network, instance optimisation, mapping back and
             warping; reading and writing files excluded).
-        network_s: wall time of the network (forward pass, or instance optimisation).
+        network_s: wall time of the network's forward pass.
         instance: what instance optimisation did, or ``None``.
     """
 
@@ -121,7 +123,7 @@ def register_volumes(
     moving: Volume,
     bundle: TrainedModel,
     moving_labels: Sequence[Volume] = (),
-    instance_optimization: int = 0,
+    instance_optimization: int | InstanceOptimizer = 0,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` with a bundle's network; see the module docstring for the steps.
 
@@ -130,13 +132,17 @@ def register_volumes(
         moving: the moving image (any grid; related to ``fixed`` by world coordinates).
         bundle: the network, working size and intensity transform (:func:`~monai_mine.bundle.load_trained_model`).
         moving_labels: label maps of the moving image (any grid; warped with nearest-neighbour sampling).
-        instance_optimization: gradient steps of the bundle's training loss on this pair (0: the network alone).
+        instance_optimization: Adam steps per level of the bundle's ``instance_optimizer`` (0: the network alone),
+            or an :class:`~monai_mine.registration.instance.InstanceOptimizer` of one's own.
 
     Returns:
         the :class:`RegistrationResult`.
     """
-    if int(instance_optimization) < 0:
-        raise ValueError(f"instance_optimization must be >= 0 steps, got {instance_optimization}.")
+    optimizer = instance_optimization
+    if not isinstance(optimizer, InstanceOptimizer):
+        if int(optimizer) < 0:
+            raise ValueError(f"instance_optimization must be >= 0 steps, got {instance_optimization}.")
+        optimizer = bundle.instance_optimizer(int(optimizer)) if int(optimizer) else None
     check_overlap(fixed, moving)
     device = bundle.device
     start = device_clock(device)
@@ -146,19 +152,16 @@ def register_volumes(
     moving_w = resample_to_grid(moving_scaled, moving.grid, working)[None]
     fixed_w = resample_to_grid(fixed_scaled, fixed.grid, working)[None]
     network_start = device_clock(device)
-    instance = None
-    if instance_optimization:
-        objective, optimizer = bundle.objective()
-        network_ddf, instance = instance_optimize(
-            bundle.network, objective, optimizer, moving_w, fixed_w, int(instance_optimization)
-        )
-    else:
-        # float32, weight layout and cuDNN algorithm choice unchanged: the DDF the evaluator computes
-        predict = FastRegistration(bundle.network, device, channels_last=False, cudnn_benchmark=False)
-        network_ddf = predict(torch.cat([moving_w, fixed_w], dim=1))
+    # float32, weight layout and cuDNN algorithm choice unchanged: the DDF the evaluator computes
+    predict = FastRegistration(bundle.network, device, channels_last=False, cudnn_benchmark=False)
+    working_ddf = predict(torch.cat([moving_w, fixed_w], dim=1))[0].detach().float()
     network_s = device_clock(device) - network_start
-    working_ddf = network_ddf[0].detach().float()
     ddf = ddf_to_grid(working_ddf, working, fixed.grid)
+    instance = None
+    if optimizer is not None and any(optimizer.steps):
+        moving_on_fixed = resample_to_grid(moving_scaled, moving.grid, fixed.grid)
+        refined, instance = optimizer(moving_on_fixed[None], fixed_scaled[None], ddf[None])
+        ddf = refined[0]
     warped = warp_to_grid(moving_t, moving.grid, ddf, fixed.grid)
     warped_labels = [
         warp_to_grid(label.tensor(device), label.grid, ddf, fixed.grid, mode="nearest") for label in moving_labels
@@ -179,7 +182,7 @@ class RegistrationReport:
         qc: ``qc.png``, the quality-control figure.
         warped_labels: ``warped_<label name>.nii.gz`` per moving label map, in the order given.
         runtime_s: registration wall time (see :class:`RegistrationResult`).
-        network_s: network (or instance optimisation) wall time.
+        network_s: the network's wall time.
         folding_percent: share of fixed voxels with Jacobian determinant <= 0, in %.
         sdlogj: standard deviation of the log Jacobian determinant.
         min_det: smallest Jacobian determinant.
@@ -209,9 +212,10 @@ class RegistrationReport:
             f"det in [{self.min_det:.4f}, {self.max_det:.4f}]",
         ]
         if self.instance is not None:
+            grids = ", ".join("x".join(map(str, shape)) for shape in self.instance.levels)
             lines.append(
-                f"instance optimisation: {self.instance.steps} steps, loss {self.instance.loss_before:.5f} -> "
-                f"{self.instance.loss_after:.5f} ({self.instance.seconds:.2f} s)"
+                f"instance optimisation: {self.instance.steps} steps on grids {grids}, finest level's loss "
+                f"{self.instance.loss_before:.5f} -> {self.instance.loss_after:.5f} ({self.instance.seconds:.2f} s)"
             )
         return "\n".join(lines)
 
@@ -241,7 +245,7 @@ def _output_paths(out_dir: Path, label_paths: Sequence[str], inputs: Sequence[st
     return paths
 
 
-def is_result_name(name: str) -> bool:
+def _is_result_name(name: str) -> bool:
     """Whether a file name is one that :func:`register_files` writes (or a hidden temporary file of one)."""
     name = name[1:] if name.startswith(".") else name
     fixed_names = ("warped.nii.gz", "ddf.nii.gz", "jacobian.nii.gz", "qc.png")
@@ -255,7 +259,7 @@ def register_files(
     out_dir: str | os.PathLike,
     checkpoint: str | os.PathLike | None = None,
     moving_labels: Sequence[str | os.PathLike] = (),
-    instance_optimization: int = 0,
+    instance_optimization: int | InstanceOptimizer = 0,
     device: str | torch.device = "cpu",
     assume_affine: bool = False,
     overwrite: bool = False,
@@ -278,8 +282,9 @@ def register_files(
         out_dir: the output folder.
         checkpoint: weights instead of the bundle's ``models/model.pt`` (only with a bundle folder).
         moving_labels: label map files of the moving image.
-        instance_optimization: gradient steps of the bundle's training loss on this pair; the network's weights
-            are restored afterwards.
+        instance_optimization: Adam steps per level of the bundle's ``instance_optimizer`` refining the DDF on
+            this pair (0: the network alone), or an
+            :class:`~monai_mine.registration.instance.InstanceOptimizer`.
         device: ``"cpu"``, ``"cuda"``, ... (only with a bundle folder; a loaded bundle keeps its device).
         assume_affine: accept NIfTI inputs whose qform and sform codes are both 0, with nibabel's fallback
             affine (refused otherwise: their place in the world is unknown).
@@ -307,7 +312,7 @@ def register_files(
             raise ValueError("checkpoint is for a bundle folder; this bundle is loaded already.")
     else:
         bundle = load_trained_model(bundle, checkpoint, device=device)
-    with atomic_folder(out_dir, overwrite, is_result_name) as staging:
+    with atomic_folder(out_dir, overwrite, _is_result_name) as staging:
         result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
         jacobian = jacobian_determinant(result.ddf[None])[0]
         stats = {key: float(value[0]) for key, value in jacobian_statistics(result.ddf[None]).items()}

@@ -57,6 +57,8 @@ OVERLAY_TARGETS = {
     "augment_contrast.json": BUNDLES,
     "vtn_paper.json": VTN,
     "miregnet_paper.json": MIREGNET,
+    "instance_mine.json": MIREGNET,
+    "instance_mutual_information.json": BUNDLES,
     "intensity_ct_liver.json": BUNDLES,
     "intensity_ct_lung.json": BUNDLES,
     "intensity_mr.json": BUNDLES,
@@ -239,3 +241,11 @@ def test_references_are_by_name():
         found += [f"{path.relative_to(REPOSITORY)}: {match.group()}" for match in positional.finditer(text)]
         found += [f"{path.relative_to(REPOSITORY)}: key {key}" for key in re.findall(r'"([\w#]*#\d+[\w#]*)"\s*:', text)]
     assert not found, found
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_evaluation_and_inference_refine_with_the_same_instance_optimizer(name):
+    evaluate, inference = bundle_config(name, "train.json", "evaluate.json"), bundle_config(name, "inference.json")
+    for key in ("instance_optimization_steps", "instance_optimizer"):
+        assert evaluate[key] == inference[key], key
+    assert evaluate["validate#inferer"] == inference["inferer"]

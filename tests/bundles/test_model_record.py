@@ -68,7 +68,7 @@ def test_the_record_holds_what_was_trained(trained):
         (trained["bundle"] / "configs" / "metadata.json").read_text())["version"]}  # fmt: skip
     assert record["config"]["image_size"] == SIZE and record["config"]["network_channels"] == 4
     assert record["config"]["intensity"]["lower"] == 1.0 and record["config"]["intensity"]["upper"] == 99.0
-    assert "loss_terms" in record["config"]  # what instance optimisation optimises
+    assert "loss_terms" in record["config"]  # what the weights were trained with
     assert record["training"]["training_pairs"] == 24 and record["training"]["iterations"] >= 2
     assert (
         torch.load(trained["bundle"] / "models" / "checkpoint.pt", weights_only=True)["model_record"]["config"]

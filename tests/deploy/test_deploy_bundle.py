@@ -92,6 +92,22 @@ def test_register_gives_float_ddf_and_warped_image_on_the_working_grid(tiny_bund
     np.testing.assert_allclose(np.moveaxis(ddf_file.get_fdata(), -1, 0), result.ddf.numpy(), atol=1e-6)
 
 
+def test_instance_optimization_refines_the_ddf_with_the_configs_optimizer(tiny_bundle, nifti_pair):
+    loader = LoadImage(image_only=True)
+    moving, fixed = loader(str(nifti_pair["moving"])), loader(str(nifti_pair["fixed"]))
+    plain = load_registration_bundle(tiny_bundle.ts, "cpu")
+    refined = load_registration_bundle(tiny_bundle.ts, "cpu", instance_optimization=5)
+    assert plain.instance_optimizer is None and refined.instance_optimizer.steps == (5, 5)
+    pair = torch.cat([t.as_tensor() for t in plain.preprocess(moving, fixed)])[None]
+    network_ddf = plain.register(moving, fixed).ddf.as_tensor()[None]
+    expected, _ = refined.instance_optimizer(pair[:, :1], pair[:, 1:2], network_ddf)
+    result = refined.register(moving, fixed)
+    torch.testing.assert_close(result.ddf.as_tensor(), expected[0], atol=1e-5, rtol=0)
+    assert float((result.ddf.as_tensor() - network_ddf[0]).abs().max()) > 1e-3
+    with pytest.raises(ValueError, match="instance_optimization must be >= 0 steps, got -2"):
+        load_registration_bundle(tiny_bundle.ts, "cpu", instance_optimization=-2)
+
+
 def test_bundle_folder_loads_the_export_or_else_the_trained_weights(tiny_bundle, nifti_pair, tmp_path):
     loader = LoadImage(image_only=True)
     moving, fixed = loader(str(nifti_pair["moving"])), loader(str(nifti_pair["fixed"]))

@@ -1,11 +1,15 @@
-"""CorrelationCoefficientLoss: 1 - Pearson correlation per sample."""
+"""CorrelationCoefficientLoss (1 - Pearson correlation per sample) and LocalCorrelationLoss (1 - mean squared local
+correlation in a box window), with its box mean."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from monai_mine.losses import CorrelationCoefficientLoss
+from monai_mine.losses import CorrelationCoefficientLoss, LocalCorrelationLoss
+from monai_mine.losses.similarity import box_mean
 
 
 def images(batch: int = 3, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -91,3 +95,49 @@ def test_shape_errors():
         loss(torch.zeros(1, 8, 8, 8), torch.zeros(1, 8, 8, 8))
     with pytest.raises(ValueError, match="not a valid LossReduction"):
         CorrelationCoefficientLoss(reduction="median")
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+def test_box_mean_equals_average_pooling_without_the_padding(kernel_size):
+    image = torch.rand(2, 3, 9, 7, 11, dtype=torch.float64)
+    expected = image
+    for axis in range(3):
+        kernel, padding = [1, 1, 1], [0, 0, 0]
+        kernel[axis], padding[axis] = kernel_size, kernel_size // 2
+        expected = F.avg_pool3d(expected, kernel, stride=1, padding=padding, count_include_pad=False)
+    torch.testing.assert_close(box_mean(image, kernel_size), expected)
+
+
+def test_local_correlation_is_zero_for_any_local_contrast_and_one_for_noise():
+    image = images(batch=2)
+    loss = LocalCorrelationLoss(5)
+    assert float(loss(image, 2 * image + 1)) < 1e-3
+    assert float(loss(image, -image)) < 1e-3  # a contrast inversion is a perfect local match too
+    assert float(loss(image, images(batch=2, seed=1))) > 0.8
+    assert loss(image, image).shape == () and LocalCorrelationLoss(3, reduction="none")(image, image).shape == (2,)
+
+
+def test_local_correlation_matches_a_direct_window_computation():
+    moving, fixed = images(batch=1, size=5, seed=2).double(), images(batch=1, size=5, seed=3).double()
+    squared = []
+    for voxel in np.ndindex(5, 5, 5):  # each window: the 3^3 box around the voxel, cut to the volume
+        window = tuple(slice(max(i - 1, 0), i + 2) for i in voxel)
+        x, y = moving[0, 0][window].flatten(), fixed[0, 0][window].flatten()
+        cov = ((x - x.mean()) * (y - y.mean())).mean()
+        squared.append(cov**2 / ((x.var(unbiased=False) + 1e-5) * (y.var(unbiased=False) + 1e-5)))
+    expected = 1.0 - torch.stack(squared).mean()
+    assert float(LocalCorrelationLoss(3)(moving, fixed)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_local_correlation_reuses_fixed_statistics_only_for_the_same_unchanged_tensor():
+    moving, fixed = images(batch=1, seed=4), images(batch=1, seed=5)
+    loss = LocalCorrelationLoss(5)
+    first = loss(moving, fixed)
+    fixed.mul_(-1.0).add_(images(batch=1, seed=6))  # changed in place: its version moves on
+    assert float(loss(moving, fixed)) == pytest.approx(float(LocalCorrelationLoss(5)(moving, fixed)), abs=1e-6)
+    assert float(first) != pytest.approx(float(loss(moving, fixed)), abs=1e-4)
+
+
+def test_local_correlation_refuses_an_even_window():
+    with pytest.raises(ValueError, match="kernel_size must be odd and at least 3, got 4"):
+        LocalCorrelationLoss(4)

@@ -1,32 +1,163 @@
-"""Instance optimisation: a few steps of the bundle's own loss refine the DDF and lower that loss on the pair, and the
-network's weights are restored afterwards (also after a failure)."""
+"""Instance optimisation on the DDF: it recovers a known smooth deformation far better than the identity, improves
+a rough start, keeps its inputs, folds nothing in the diffeomorphic mode, trains a critic along, and works inside an
+evaluator's inference mode and in ``register_volumes``."""
 
 from __future__ import annotations
 
-import copy
+import math
 
-import numpy as np
 import pytest
 import torch
 from registration_cases import REPOSITORY, grid_affine, two_blobs, untrained_checkpoint
 
-from monai_mine.bundle import TrainedModel, load_trained_model, read_bundle_config
-from monai_mine.networks import build_miregnet
-from monai_mine.registration import (
-    Volume,
-    instance_optimize,
-    register_volumes,
-)
-from monai_mine.registration.instance import objective_value
+from monai_mine.bundle import load_trained_model
+from monai_mine.flows import jacobian_determinant, warp
+from monai_mine.losses import MINELoss
+from monai_mine.networks import MINECritic
+from monai_mine.registration import InstanceOptimizer, Volume, register_volumes
+from monai_mine.registration.instance import InstanceOptimizationInferer, similarity_loss
+
+SIZE = 32
 
 
-def state_copy(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return copy.deepcopy(network.state_dict())
+def textured_image(size: int = SIZE, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture in [0, 1], (1, 1, size, size, size): structure at every place for the similarity."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 1, size // 4, size // 4, size // 4, generator=generator)
+    image = torch.nn.functional.interpolate(noise, size=(size,) * 3, mode="trilinear", align_corners=False)
+    return (image - image.min()) / (image.max() - image.min())
 
 
-def assert_same_state(network: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
-    for name, value in network.state_dict().items():
-        assert torch.equal(value, saved[name]), f"{name} changed"
+def smooth_displacement(size: int = SIZE, amplitude: float = 2.0) -> torch.Tensor:
+    """A smooth DDF (1, 3, size, size, size) in voxels: one sine period per axis, ``amplitude`` voxels."""
+    axes = torch.meshgrid(*[torch.arange(size, dtype=torch.float32) * 2 * math.pi / size] * 3, indexing="ij")
+    components = [torch.sin(axes[1]), torch.sin(axes[2] + 1.0), torch.sin(axes[0] + 2.0)]
+    return amplitude * torch.stack(components)[None]
+
+
+def known_pair() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(moving, fixed, answer)`` with ``fixed = warp(moving, answer)`` exactly."""
+    moving = textured_image()
+    answer = smooth_displacement()
+    return moving, warp(moving, answer), answer
+
+
+def mean_error(ddf: torch.Tensor, answer: torch.Tensor, margin: int = 4) -> float:
+    """Mean end-point error away from the borders (where border padding leaves the answer undetermined)."""
+    inner = (slice(None), slice(None), *[slice(margin, -margin)] * 3)
+    return float((ddf - answer)[inner].norm(dim=1).mean())
+
+
+def test_recovers_a_known_smooth_deformation_far_better_than_the_identity():
+    moving, fixed, answer = known_pair()
+    ddf, report = InstanceOptimizer(steps=60, levels=(16, 32), learning_rate=0.5, smoothness=0.5)(moving, fixed)
+    identity_error = mean_error(torch.zeros_like(answer), answer)
+    assert identity_error > 2.0
+    assert mean_error(ddf, answer) < 0.25 * identity_error
+    assert (
+        report.steps == 120 and report.levels == ((16, 16, 16), (32, 32, 32)) and report.loss_after < report.loss_before
+    )
+    assert ddf.shape == answer.shape and ddf.dtype == torch.float32 and not ddf.requires_grad
+
+
+def test_a_rough_start_is_improved():
+    moving, fixed, answer = known_pair()
+    start = answer + 0.8 * torch.sin(torch.arange(SIZE, dtype=torch.float32) / 3.0).view(1, 1, 1, 1, SIZE)
+    ddf, _ = InstanceOptimizer(steps=40, levels=(16, 32), learning_rate=0.3, smoothness=0.5)(moving, fixed, start)
+    assert mean_error(ddf, answer) < 0.6 * mean_error(start, answer)
+
+
+def test_inputs_are_never_modified():
+    moving, fixed, answer = known_pair()
+    start = 0.5 * answer
+    copies = [tensor.clone() for tensor in (moving, fixed, start)]
+    ddf, _ = InstanceOptimizer(steps=5, levels=(16, 32))(moving, fixed, start)
+    for original, copy in zip((moving, fixed, start), copies):
+        assert torch.equal(original, copy)
+    assert ddf.data_ptr() not in {moving.data_ptr(), fixed.data_ptr(), start.data_ptr()}
+
+
+def test_diffeomorphic_mode_does_not_fold_where_the_additive_one_does():
+    moving, fixed, _ = known_pair()
+    wild = {"steps": 40, "levels": (16, 32), "learning_rate": 1.0, "smoothness": 0.05, "field_factor": 1}
+    additive, _ = InstanceOptimizer(**wild)(moving, fixed)
+    diffeomorphic, _ = InstanceOptimizer(**wild, diffeomorphic=True)(moving, fixed)
+    assert float((jacobian_determinant(additive) <= 0).float().mean()) > 0.01  # the test can fail
+    assert float((jacobian_determinant(diffeomorphic) <= 0).float().mean()) == 0.0
+
+
+def test_zero_steps_return_the_start_unchanged():
+    moving, fixed, answer = known_pair()
+    ddf, report = InstanceOptimizer(steps=0)(moving, fixed, answer)
+    assert torch.equal(ddf, answer) and report.steps == 0
+    ddf, report = InstanceOptimizer(steps=(0, 3), levels=(8, 16))(moving, fixed, answer)
+    assert report.steps == 3 and not torch.equal(ddf, answer)
+
+
+def test_a_batch_is_refined_pair_by_pair():
+    moving, fixed, _ = known_pair()
+    other = textured_image(seed=1)
+    optimizer = InstanceOptimizer(steps=5, levels=(16,))
+    batch, _ = optimizer(torch.cat([moving, other]), torch.cat([fixed, other]))
+    alone, _ = optimizer(moving, fixed)
+    torch.testing.assert_close(batch[:1], alone, atol=1e-4, rtol=0)
+    assert batch[1].abs().max() < batch[0].abs().max()  # the identical pair barely moves
+
+
+def test_a_mine_critic_trains_along_with_its_own_learning_rate():
+    torch.manual_seed(0)
+    moving, fixed, _ = known_pair()
+    mine = MINELoss(MINECritic(branch_channels=(4,), head_channels=(8,)))
+    before = {name: value.clone() for name, value in mine.state_dict().items()}
+    ddf, report = InstanceOptimizer(steps=3, levels=(16,), similarity=mine, similarity_learning_rate=1e-3)(
+        moving, 1.0 - fixed
+    )
+    assert math.isfinite(report.loss_after) and ddf.shape == (1, 3, SIZE, SIZE, SIZE)
+    assert any(not torch.equal(value, before[name]) for name, value in mine.state_dict().items())
+
+
+def test_inferer_refines_inside_inference_mode_and_autocast():
+    moving, fixed, answer = known_pair()
+    inferer = InstanceOptimizationInferer(InstanceOptimizer(steps=20, levels=(16, 32), learning_rate=0.5))
+    network = torch.nn.Identity()
+
+    def zero_network(image: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(image.shape[0], 3, *image.shape[2:])
+
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ddf = inferer(torch.cat([moving, fixed], dim=1), zero_network)
+    assert ddf.dtype == torch.float32 and mean_error(ddf, answer) < 0.5 * mean_error(torch.zeros_like(ddf), answer)
+    assert inferer.last is not None and inferer.last.steps == 40
+    plain = InstanceOptimizationInferer(InstanceOptimizer(steps=0))
+    assert torch.equal(plain(torch.zeros(1, 3, 4, 4, 4), network), torch.zeros(1, 3, 4, 4, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_the_images_device():
+    moving, fixed, answer = (tensor.cuda() for tensor in known_pair())
+    ddf, _ = InstanceOptimizer(steps=30, levels=(16, 32), learning_rate=0.5)(moving, fixed)
+    assert ddf.device.type == "cuda"
+    assert mean_error(ddf, answer) < 0.5 * mean_error(torch.zeros_like(answer), answer)
+
+
+def test_bad_input_and_settings_are_refused_with_the_reason():
+    moving, fixed, answer = known_pair()
+    with pytest.raises(ValueError, match=r"moving and fixed must be \(B, C, X, Y, Z\) of one shape"):
+        InstanceOptimizer()(moving, fixed[..., :-1])
+    with pytest.raises(ValueError, match=r"ddf \(1, 3, 32, 32, 31\) must be \(B, 3, X, Y, Z\) over the images"):
+        InstanceOptimizer()(moving, fixed, answer[..., :-1])
+    with pytest.raises(ValueError, match=r"levels must be grid sizes >= 2 voxels"):
+        InstanceOptimizer(levels=(16, 1))
+    with pytest.raises(ValueError, match=r"steps must be >= 0, one count or one per level \(32, 64\), got \[1, 2, 3\]"):
+        InstanceOptimizer(steps=[1, 2, 3])
+    with pytest.raises(ValueError, match="smoothness must be >= 0 and the learning rates > 0"):
+        InstanceOptimizer(smoothness=-1.0)
+    with pytest.raises(ValueError, match="unknown similarity 'ssd'"):
+        similarity_loss("ssd")
+    broken = moving.clone()
+    broken[0, 0, 5, 5, 5] = float("nan")
+    with pytest.raises(FloatingPointError, match="instance optimisation objective is nan at step 0"):
+        InstanceOptimizer(steps=2, levels=(32,))(broken, fixed)
 
 
 def shifted_pair() -> tuple[Volume, Volume]:
@@ -37,75 +168,23 @@ def shifted_pair() -> tuple[Volume, Volume]:
     return fixed, moving
 
 
-def test_vtn_instance_optimization_refines_lowers_the_loss_and_restores_weights(tmp_path):
+def test_register_volumes_refines_the_ddf_on_the_fixed_grid(tmp_path):
     checkpoint = untrained_checkpoint("vtn_addd", tmp_path / "untrained.pt")
     bundle = load_trained_model(REPOSITORY / "bundles" / "vtn_addd", checkpoint, overrides={"image_size": 16})
-    saved = state_copy(bundle.network)
     fixed, moving = shifted_pair()
     plain = register_volumes(fixed, moving, bundle)
-    refined = register_volumes(fixed, moving, bundle, instance_optimization=3)
-    assert refined.instance.steps == 3
-    assert refined.instance.loss_after < refined.instance.loss_before
-    assert (refined.working_ddf - plain.working_ddf).abs().max() > 1e-3  # the DDF changed
-    assert_same_state(bundle.network, saved)
-    assert not bundle.network.training
-    assert all(parameter.grad is None for parameter in bundle.network.parameters())
-    again = register_volumes(fixed, moving, bundle)  # the next pair sees the trained network unchanged
-    torch.testing.assert_close(again.working_ddf, plain.working_ddf)
+    refined = register_volumes(fixed, moving, bundle, instance_optimization=30)
+    assert plain.instance is None
+    assert refined.instance.steps == 60 and refined.instance.levels == ((29, 32, 24), (36, 40, 30))
+    assert refined.ddf.shape == (3, 36, 40, 30)
+    torch.testing.assert_close(refined.working_ddf, plain.working_ddf)  # the network's own DDF is kept apart
+    fixed_image = torch.as_tensor(fixed.data, dtype=torch.float32)
 
+    def misfit(result) -> float:
+        return float((result.warped[0] - fixed_image).square().mean())
 
-def test_loss_before_is_the_bundle_loss_of_the_trained_network(tmp_path):
-    bundle = load_trained_model(
-        REPOSITORY / "bundles" / "vtn_addd",
-        untrained_checkpoint("vtn_addd", tmp_path / "w.pt"),
-        overrides={"image_size": 16},
-    )
-    torch.manual_seed(0)
-    moving, fixed = torch.rand(1, 1, 16, 16, 16), torch.rand(1, 1, 16, 16, 16)
-    objective, optimizer = bundle.objective()
-    with torch.no_grad():
-        expected, records = objective_value(bundle.network, objective, moving, fixed)
-    ddf, info = instance_optimize(bundle.network, objective, optimizer, moving, fixed, steps=1)
-    assert info.loss_before == pytest.approx(float(expected), rel=1e-5)
-    assert ddf.shape == records[-1].composed_flow.shape == (1, 3, 16, 16, 16)
-    assert not torch.allclose(ddf, records[-1].composed_flow)
-
-
-def tiny_miregnet() -> torch.nn.Module:
-    return build_miregnet(
-        affine_channels=(4, 4), affine_strides=(2, 2), deform_channels=(4, 4, 4), deform_strides=(2, 2)
-    )
-
-
-def test_mine_critic_trains_along_and_network_is_restored():
-    """MIRegNet's objective (MINE with its critic, TV) from the bundle's train.json, on a small stand-in cascade."""
-    torch.manual_seed(0)
-    bundle = TrainedModel(tiny_miregnet().eval(), 16, config=read_bundle_config(REPOSITORY / "bundles" / "miregnet"))
-    objective, optimizer = bundle.objective()
-    critic = objective.terms[0].loss.critic
-    critic_before, saved = state_copy(critic), state_copy(bundle.network)
-    axes = torch.meshgrid(*[torch.arange(16.0)] * 3, indexing="ij")
-    fixed = torch.exp(-sum((a - 8.0) ** 2 for a in axes) / 20.0)[None, None]
-    moving = 1.0 - torch.exp(-sum((a - 7.0) ** 2 for a in axes) / 20.0)[None, None]  # the other contrast
-    ddf, info = instance_optimize(bundle.network, objective, optimizer, moving, fixed, steps=2)
-    assert np.isfinite([info.loss_before, info.loss_after]).all() and ddf.shape == (1, 3, 16, 16, 16)
-    assert any(not torch.equal(v, critic_before[k]) for k, v in critic.state_dict().items())  # the critic trained
-    assert_same_state(bundle.network, saved)
-
-
-def test_weights_are_restored_after_a_failure_and_steps_are_checked():
-    torch.manual_seed(0)
-    bundle = TrainedModel(tiny_miregnet(), 16, config=read_bundle_config(REPOSITORY / "bundles" / "miregnet"))
-    objective, optimizer = bundle.objective()
-    saved = state_copy(bundle.network)
-    fixed = torch.rand(1, 1, 16, 16, 16)
-    moving = fixed.clone()
-    moving[0, 0, 3, 3, 3] = float("nan")
-    with pytest.raises(FloatingPointError, match="instance optimisation loss is nan at step"):
-        instance_optimize(bundle.network, objective, optimizer, moving, fixed, steps=2)
-    assert_same_state(bundle.network, saved)
-    with pytest.raises(ValueError, match="at least 1 step, got 0"):
-        instance_optimize(bundle.network, objective, optimizer, fixed, fixed, steps=0)
-    fixed_volume, moving_volume = shifted_pair()
+    assert misfit(refined) < 0.8 * misfit(plain)
+    custom = InstanceOptimizer(steps=2, levels=(16,), similarity="correlation")
+    assert register_volumes(fixed, moving, bundle, instance_optimization=custom).instance.steps == 2
     with pytest.raises(ValueError, match="instance_optimization must be >= 0 steps, got -1"):
-        register_volumes(fixed_volume, moving_volume, bundle, instance_optimization=-1)
+        register_volumes(fixed, moving, bundle, instance_optimization=-1)

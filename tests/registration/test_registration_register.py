@@ -173,7 +173,9 @@ def test_outputs_never_overwrite_inputs(tmp_path):
     before = sha256(fixed_path)
     for overwrite in (False, True):
         with pytest.raises(ValueError, match=r"input \[.*warped\.nii\.gz.*\] lies inside the output folder"):
-            register_files(fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path, overwrite=overwrite)
+            register_files(
+                fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path, overwrite=overwrite
+            )
     assert sha256(fixed_path) == before
 
 

@@ -9,7 +9,8 @@ import torch
 from registration_cases import REPOSITORY, untrained_checkpoint
 
 from monai_mine.bundle import TrainedModel, load_trained_model
-from monai_mine.losses import MINELoss
+from monai_mine.losses import LocalCorrelationLoss
+from monai_mine.registration import InstanceOptimizer
 
 VTN = REPOSITORY / "bundles" / "vtn_addd"
 MIREGNET = REPOSITORY / "bundles" / "miregnet"
@@ -68,34 +69,13 @@ def test_image_size_must_fit_the_network_stride(tmp_path):
         load_trained_model(VTN, weights, overrides={"image_size": 36})
 
 
-# train.json's loss terms; the affine ones weigh affine_regularization (0.1 by default, 0 in the paper overlay)
-MIREGNET_TERMS = ["mine", "tv", "orthogonality", "determinant"]
-
-
-def test_objective_is_the_bundles_loss_with_its_trained_critic(tmp_path):
-    bundle = load_trained_model(MIREGNET, untrained_checkpoint("miregnet", tmp_path / "weights.pt"))
-    objective, optimizer = bundle.objective()
-    assert [term.name for term in objective.terms] == MIREGNET_TERMS
-    mine = objective.terms[0].loss
-    assert isinstance(mine, MINELoss)
-    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    assert {id(p) for p in bundle.network.parameters()} | {id(p) for p in mine.parameters()} == in_optimizer
-    assert [group["lr"] for group in optimizer.param_groups] == [0.001, 0.01]  # train.json's learning rates
-
-    # a training checkpoint's objective state (the trained critic) is what instance optimisation starts from
-    with torch.no_grad():
-        for parameter in mine.parameters():
-            parameter.fill_(0.25)
-    state = {"network": bundle.network.state_dict(), "objective": objective.state_dict()}
-    torch.save(state, tmp_path / "checkpoint.pt")
-    restored, _ = load_trained_model(MIREGNET, tmp_path / "checkpoint.pt").objective()
-    assert all(bool((p == 0.25).all()) for p in restored.terms[0].loss.parameters())
-
-
-def test_label_terms_are_dropped_for_a_pair_without_fixed_labels(tmp_path):
-    weights = untrained_checkpoint("midiceregnet", tmp_path / "weights.pt")
-    bundle = load_trained_model(REPOSITORY / "bundles" / "midiceregnet", weights)
-    objective, _ = bundle.objective()
-    assert [term.name for term in objective.terms] == MIREGNET_TERMS and not objective.needs_labels
-    with pytest.raises(ValueError, match="has no bundle config: load it with monai_mine.bundle.load_trained_model"):
-        TrainedModel(bundle.network, 64).objective()
+@pytest.mark.parametrize("name", ["vtn_addd", "miregnet"])
+def test_instance_optimizer_comes_from_the_bundle_configs_with_the_steps_asked(tmp_path, name):
+    bundle = load_trained_model(REPOSITORY / "bundles" / name, untrained_checkpoint(name, tmp_path / "weights.pt"))
+    optimizer = bundle.instance_optimizer(7)
+    assert isinstance(optimizer, InstanceOptimizer)
+    assert optimizer.steps == (7, 7) and optimizer.levels == (32, 64)  # inference.json: 32 and 64 voxels
+    assert isinstance(optimizer.similarity, LocalCorrelationLoss)
+    assert bundle.instance_optimizer(2).steps == (2, 2)  # a new one each time
+    with pytest.raises(ValueError, match="has no instance_optimizer in its bundle configs"):
+        TrainedModel(bundle.network, 64).instance_optimizer(3)

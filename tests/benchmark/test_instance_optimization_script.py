@@ -1,0 +1,50 @@
+"""benchmarks/instance_optimization.py: a tiny run scores every start at every step count beside Elastix and writes
+its table, targets, JSON and figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    path = REPOSITORY / "benchmarks" / "instance_optimization.py"
+    spec = importlib.util.spec_from_file_location("instance_optimization", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_the_trade_off(tmp_path):
+    args = ["--out_dir", str(tmp_path / "out"), "--work_dir", str(tmp_path / "work"), "--size", "32"]
+    args += ["--pairs", "1", "--tracks", "mono", "--steps", "0,5", "--networks", "mono=vtn_addd"]
+    content = _script().main(args)
+    methods = list(content["summary"]["mono"])
+    assert methods == ["elastix", "identity+io@0", "vtn_addd+io@0", "identity+io@5", "vtn_addd+io@5"]
+    rows = content["summary"]["mono"]
+    assert rows["identity+io@5"]["dice"] > rows["identity+io@0"]["dice"]  # pure optimisation registers
+    assert rows["vtn_addd+io@5"]["runtime_s"] > rows["vtn_addd+io@0"]["runtime_s"] > 0
+    written = json.loads((tmp_path / "out" / "instance_optimization.json").read_text())
+    assert written["steps"] == ["0", "5"] and len(written["records"]) == 5
+    table = (tmp_path / "out" / "instance_optimization.md").read_text()
+    assert "| vtn_addd+io | 5 | 1 |" in table and "- mono: " in table
+    assert (tmp_path / "out" / "instance_optimization.png").stat().st_size > 10_000
+
+
+def test_arguments_are_checked():
+    script = _script()
+    assert script.optimizer_for("0", 128) is None and script.optimizer_for("25", 128).steps == (25, 25)
+    fine = script.optimizer_for("50/40/10", 128)
+    assert fine.steps == (50, 40, 10) and fine.levels == (32, 64, 128) and fine.learning_rate == (1.0, 1.0, 0.25)
+    with pytest.raises(ValueError, match="must read N or A/B/C"):
+        script.optimizer_for("5/5", 128)
+    with pytest.raises(ValueError, match="must read track=bundle"):
+        script.parse_networks("brain=vtn_addd")
+    with pytest.raises(FileNotFoundError, match="weights /nowhere.pt"):
+        script.parse_networks("mono=vtn_addd:/nowhere.pt")
