@@ -232,7 +232,8 @@ def register(
     Writes the folder ``out`` as a whole (refused if it holds earlier results, unless ``overwrite``), on the fixed
     image's grid with its affine: ``warped.nii.gz``; ``ddf.nii.gz``, an
     (X, Y, Z, 1, 3) vector NIfTI in fixed voxels (``warped(x) = moving(x + ddf(x))`` with the moving image resampled
-    onto the fixed grid); ``warped_<label>.nii.gz`` per moving label map; ``jacobian.nii.gz``; ``qc.png``.
+    onto the fixed grid); ``warped_<label>.nii.gz`` per moving label map; ``jacobian.nii.gz``; ``qc.png``. The
+    warped image and labels take the fixed image's format (.mha, .nrrd, .mgz, .nii; NIfTI for a DICOM folder).
 
     Args:
         fixed: the fixed image.

@@ -12,13 +12,15 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from monai_mine.io.atomic import atomic_write_text
+from monai_mine.io.atomic import atomic_folder, atomic_write_text
+from monai_mine.io.formats import strip_suffix
 from monai_mine.io.nifti import save_nifti
 from monai_mine.keys import LABEL_KEYS
 from monai_mine.metrics import dice_per_label, registration_metrics
@@ -30,11 +32,7 @@ OUTPUTS = ("warped", "ddf", "warped_label")
 
 def _stem(image: torch.Tensor, fallback: str) -> str:
     source = str((getattr(image, "meta", None) or {}).get("filename_or_obj", "") or "")
-    name = os.path.basename(source)
-    for suffix in (".nii.gz", ".nii", ".mha", ".nrrd", ".gz"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name or fallback
+    return strip_suffix(os.path.basename(source)) or fallback
 
 
 def pair_name(item: dict, index: int) -> str:
@@ -55,12 +53,19 @@ def voxel_spacing(image: torch.Tensor) -> tuple[float, float, float]:
 
 class RegistrationWriter:
     """Writes, per pair, the warped moving image, the DDF (X, Y, Z, 3, voxels) and the warped moving labels as
-    NIfTI with the fixed image's affine, named ``<moving>_to_<fixed>_<output>.nii.gz``, each file atomically."""
+    NIfTI with the fixed image's affine, named ``<moving>_to_<fixed>_<output>.nii.gz``.
+
+    The folder is whole or absent: a run writes into a hidden folder beside ``output_dir``, which replaces
+    ``output_dir`` as a whole when the run completes (an earlier run's results included); a failed run removes it,
+    a killed one leaves at most that hidden folder. A folder holding other files than this writer's is refused.
+    List it before handlers that re-raise an engine's exception (``StatsHandler``): Ignite stops at the first
+    exception handler that raises, and this one cleans up, then raises.
+    """
 
     def __init__(self, output_dir: str | os.PathLike, outputs: Sequence[str] = OUTPUTS) -> None:
         """
         Args:
-            output_dir: the folder to write into (created when missing).
+            output_dir: the folder to write (created, or replaced as a whole).
             outputs: any of ``"warped"``, ``"ddf"``, ``"warped_label"`` (skipped for pairs without labels).
         """
         unknown = sorted(set(outputs) - set(OUTPUTS))
@@ -70,16 +75,30 @@ class RegistrationWriter:
         self.outputs = tuple(outputs)
         self.written: list[Path] = []
         self.pairs_written = 0
+        self._run = ExitStack()
+        self._staging: Path | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, self.finish)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self.abort)
+
+    @staticmethod
+    def is_output_name(name: str) -> bool:
+        """Whether a file name is one this writer writes."""
+        return name.endswith(tuple(f"_{output}.nii.gz" for output in OUTPUTS))
 
     def reset(self, engine: Engine | None = None) -> None:
+        """Start a run: a new hidden staging folder beside ``output_dir`` (an unfinished run's is dropped)."""
+        self._discard()
         self.written.clear()
         self.pairs_written = 0
+        self._staging = self._run.enter_context(atomic_folder(self.output_dir, True, self.is_output_name))
 
     def __call__(self, engine: Engine) -> None:
+        if self._staging is None:
+            self.reset()
         for item in engine.state.output:
             name, affine = pair_name(item, self.pairs_written), _affine(item["fixed"])
             self.pairs_written += 1
@@ -90,7 +109,38 @@ class RegistrationWriter:
                 data = arrays[output].detach().cpu()
                 if output == "warped_label":
                     data = data.round().to(torch.int32)
-                self.written.append(save_nifti(data, self.output_dir / f"{name}_{output}.nii.gz", affine))
+                file_name = f"{name}_{output}.nii.gz"
+                try:
+                    save_nifti(data, self._staging / file_name, affine)
+                except OSError as error:  # name the file the user will look for, not the staging copy
+                    if error.errno is None:
+                        raise
+                    reason = f"(in folder {self.output_dir}): {os.strerror(error.errno)}"
+                    raise OSError(error.errno, f"cannot write {self.output_dir / file_name} {reason}") from error
+                self.written.append(self.output_dir / file_name)
+
+    def finish(self, engine: Engine | None = None) -> None:
+        """End a run: the staging folder becomes ``output_dir``."""
+        self._staging = None
+        self._run.close()
+
+    def abort(self, engine: Engine, error: BaseException) -> None:
+        """A failed run: the staging folder is removed, ``output_dir`` stays as it was, the error goes on."""
+        self._discard()
+        raise error
+
+    def _discard(self) -> None:
+        """Remove an unfinished run's staging folder (never rename it into place)."""
+        if self._staging is None:
+            return
+        self._staging = None
+        abandoned = RuntimeError("the run did not complete")
+        try:
+            self._run.__exit__(RuntimeError, abandoned, None)
+        except RuntimeError as error:
+            if error is not abandoned:
+                raise
+        self._run = ExitStack()
 
 
 class RegistrationMetricsWriter:

@@ -5,7 +5,8 @@
 """Reading volumes and DDFs with checks that name the file, and writing results atomically.
 
 Volumes are read from NIfTI (and the other formats nibabel reads, e.g. MGH/MGZ), MetaImage (``.mha``/``.mhd``),
-NRRD and DICOM series folders (through ITK); results are written as NIfTI.
+NRRD and DICOM series folders (through ITK). Images are written as NIfTI, MGZ, MetaImage or NRRD by the file name's
+ending (:func:`output_suffix` picks the fixed image's own format; DICOM series become NIfTI); DDFs always as NIfTI.
 
 A DDF file is a NIfTI vector image ``(X, Y, Z, 1, 3)`` with intent ``VECTOR`` (the layout ITK, ANTs and nibabel
 read as a displacement field), in **voxels of its own grid**: ``warped(x) = moving(x + ddf(x))`` with the moving
@@ -26,9 +27,18 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from monai_mine.io.atomic import atomic_output
+from monai_mine.io.formats import output_suffix
 from monai_mine.registration.geometry import Grid
 
-__all__ = ["DDF_DESCRIPTION", "ITK_SUFFIXES", "Volume", "load_ddf", "load_volume", "save_ddf", "save_volume"]
+__all__ = [
+    "DDF_DESCRIPTION",
+    "ITK_SUFFIXES",
+    "Volume",
+    "load_ddf",
+    "load_volume",
+    "save_ddf",
+    "save_volume",
+]
 
 DDF_DESCRIPTION = "monai-mine DDF in voxels: warped(x) = moving(x + ddf(x))"
 """Stored in the ``descrip`` field of every DDF file written here."""
@@ -233,14 +243,30 @@ def _nifti(data: np.ndarray, reference: Volume) -> nib.Nifti1Image:
 
 
 def _write(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
+    """Write atomically, in the format the name ends with: NIfTI, MGZ (nibabel) or MetaImage/NRRD (through ITK,
+    which converts the RAS affine to its LPS geometry)."""
     path = Path(path)
+    suffix = output_suffix(path)
     with atomic_output(path) as temporary:
-        nib.save(image, temporary)
+        if suffix == ".mgz":
+            nib.save(nib.MGHImage(np.asarray(image.dataobj), image.affine), temporary)
+        elif suffix in (".mha", ".nrrd"):
+            import itk
+
+            staging = temporary.with_name(f"{temporary.name}.nii")
+            try:
+                nib.save(image, staging)
+                itk.imwrite(itk.imread(os.fspath(staging)), os.fspath(temporary))
+            finally:
+                staging.unlink(missing_ok=True)
+        else:
+            nib.save(image, temporary)
     return path
 
 
 def save_volume(data: torch.Tensor | np.ndarray, path: str | os.PathLike, reference: Volume) -> Path:
-    """Write a (X, Y, Z) or (1, X, Y, Z) array on ``reference``'s grid (its affine and header codes), atomically.
+    """Write a (X, Y, Z) or (1, X, Y, Z) array on ``reference``'s grid (its affine and header codes), atomically, in
+    the format ``path`` ends with (NIfTI, ``.mgz``, ``.mha``, ``.nrrd``).
 
     Floating data is stored as float32, integer data keeps its dtype (64-bit integers become 32-bit).
     """

@@ -33,6 +33,7 @@ from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.flows import jacobian_determinant
 from monai_mine.inference import FastRegistration
 from monai_mine.io.atomic import atomic_folder
+from monai_mine.io.formats import output_suffix, strip_suffix
 from monai_mine.keys import FIXED_IMAGE, IMAGE_KEYS, MOVING_IMAGE
 from monai_mine.metrics import jacobian_statistics
 from monai_mine.registration.geometry import (
@@ -176,7 +177,8 @@ class RegistrationReport:
 
     Attributes:
         out_dir: the output folder.
-        warped: ``warped.nii.gz``, the moving image on the fixed grid.
+        warped: ``warped.nii.gz`` (or ``.mha``, ``.nrrd``, ``.mgz``, ``.nii``: the fixed image's format), the moving
+            image on the fixed grid.
         ddf: ``ddf.nii.gz``, (X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels, the fixed image's affine.
         jacobian: ``jacobian.nii.gz``, the Jacobian determinant of ``x + ddf(x)``.
         qc: ``qc.png``, the quality-control figure.
@@ -220,20 +222,17 @@ class RegistrationReport:
         return "\n".join(lines)
 
 
-def _label_output_name(path: str) -> str:
-    name = Path(path).name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return f"warped_{name}.nii.gz"
-
-
-def _output_paths(out_dir: Path, label_paths: Sequence[str], inputs: Sequence[str]) -> dict[str, Path]:
-    paths = {name: out_dir / f"{name}.nii.gz" for name in ("warped", "ddf", "jacobian")}
+def _output_paths(
+    out_dir: Path, label_paths: Sequence[str], inputs: Sequence[str], suffix: str = ".nii.gz"
+) -> dict[str, Path]:
+    paths = {
+        "warped": out_dir / f"warped{suffix}",
+        "ddf": out_dir / "ddf.nii.gz",
+        "jacobian": out_dir / "jacobian.nii.gz",
+    }
     paths["qc"] = out_dir / "qc.png"
     for index, label in enumerate(label_paths):
-        paths[f"label{index}"] = out_dir / _label_output_name(label)
+        paths[f"label{index}"] = out_dir / f"warped_{strip_suffix(Path(label).name)}{suffix}"
     names = [path.name for path in paths.values()]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -248,8 +247,8 @@ def _output_paths(out_dir: Path, label_paths: Sequence[str], inputs: Sequence[st
 def _is_result_name(name: str) -> bool:
     """Whether a file name is one that :func:`register_files` writes (or a hidden temporary file of one)."""
     name = name[1:] if name.startswith(".") else name
-    fixed_names = ("warped.nii.gz", "ddf.nii.gz", "jacobian.nii.gz", "qc.png")
-    return name.startswith(fixed_names) or (name.startswith("warped_") and ".nii.gz" in name)
+    fixed_names = ("ddf.nii.gz", "jacobian.nii.gz", "qc.png")
+    return name.startswith(fixed_names) or (name.startswith("warped") and strip_suffix(name) != name)
 
 
 def register_files(
@@ -264,15 +263,16 @@ def register_files(
     assume_affine: bool = False,
     overwrite: bool = False,
 ) -> RegistrationReport:
-    """Register two NIfTI files with a bundle and write the results on the fixed image's grid.
+    """Register two image files with a bundle and write the results on the fixed image's grid.
 
     Writes the folder ``out_dir`` as a whole (built under a hidden name beside it and renamed into place at the
     end, so it never mixes two runs; inputs are only read): ``warped.nii.gz`` (the original
     moving image resampled once), ``ddf.nii.gz`` ((X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels,
     ``warped(x) = moving(x + ddf(x))`` with the moving image on the fixed grid; in mm it is ``L_F ddf`` with
     ``L_F`` the linear part of the fixed affine, see :func:`~monai_mine.registration.geometry.physical_displacement`),
-    ``warped_<label>.nii.gz`` for each moving label map, ``jacobian.nii.gz`` and ``qc.png``. All NIfTI outputs
-    carry the fixed image's affine.
+    ``warped_<label>.nii.gz`` for each moving label map, ``jacobian.nii.gz`` and ``qc.png``. All outputs carry the
+    fixed image's affine; the warped image and labels are written in the fixed image's own format (``.mha``,
+    ``.nrrd``, ``.mgz``, ``.nii``; NIfTI for a DICOM series folder), the DDF and Jacobian always as NIfTI.
 
     Args:
         fixed: the fixed image file.
@@ -303,7 +303,8 @@ def register_files(
         moving_labels = [moving_labels]
     label_paths = [os.fspath(path) for path in moving_labels]
     out_dir = Path(out_dir)
-    paths = _output_paths(out_dir, label_paths, [os.fspath(fixed), os.fspath(moving), *label_paths])
+    inputs = [os.fspath(fixed), os.fspath(moving), *label_paths]
+    paths = _output_paths(out_dir, label_paths, inputs, output_suffix(fixed))
     fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
     moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
     labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]

@@ -6,7 +6,9 @@
 
 MONAI's loader reports a truncated ``.nii.gz`` as ``EOFError: Compressed file ended before the end-of-stream marker
 was reached`` (no file name), and casts complex voxels to real numbers with only a warning. :class:`CheckedLoadImaged`
-names the file and the key in both cases.
+names the file and the key in both cases, and reads FreeSurfer's ``.mgz``/``.mgh`` (which MONAI would hand to ITK,
+which cannot read them) with nibabel: with MONAI's ITK reader for MetaImage, NRRD and DICOM, a datalist may name
+any of the formats ``monai-mine register`` reads.
 """
 
 from __future__ import annotations
@@ -15,11 +17,19 @@ import warnings
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from monai.data import ImageReader
+from monai.data import ImageReader, NibabelReader
 from monai.transforms import LoadImaged
 from numpy.exceptions import ComplexWarning
 
-__all__ = ["CheckedLoadImaged"]
+__all__ = ["CheckedLoadImaged", "MGHReader"]
+
+
+class MGHReader(NibabelReader):
+    """MONAI's ``NibabelReader`` for FreeSurfer's MGH/MGZ files (nibabel reads them with their affine)."""
+
+    def verify_suffix(self, filename) -> bool:
+        names = [filename] if isinstance(filename, (str, bytes)) or not hasattr(filename, "__iter__") else filename
+        return all(str(name).lower().endswith((".mgz", ".mgh")) for name in names)
 
 
 class CheckedLoadImaged(LoadImaged):
@@ -29,6 +39,10 @@ class CheckedLoadImaged(LoadImaged):
     Inside a ``Compose`` MONAI wraps the error in ``RuntimeError("applying transform ...")``; the message naming the
     file is its cause (see :func:`monai_mine.transforms.root_cause`).
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._loader.register(MGHReader())  # tried first, for .mgz/.mgh only
 
     def _load(self, filename: Any, reader: ImageReader | None) -> Any:
         with warnings.catch_warnings():

@@ -94,6 +94,48 @@ def test_writer_restarts_its_record_on_each_run(tmp_path, zero_flow, meta_pairs)
     assert writer.pairs_written == 2 and len(writer.written) == 2
 
 
+def test_writer_replaces_an_earlier_run_as_a_whole_and_a_failed_run_changes_nothing(tmp_path, zero_flow, meta_pairs):
+    out = tmp_path / "out"
+    evaluate(zero_flow, meta_pairs(3), [RegistrationWriter(out, outputs=("ddf",))])
+    evaluate(zero_flow, meta_pairs(1), [RegistrationWriter(out, outputs=("warped",))])
+    assert sorted(p.name for p in out.iterdir()) == ["moving_0_to_fixed_0_warped.nii.gz"]  # no earlier file mixed in
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    class FailingOnTheSecondBatch(torch.nn.Module):
+        calls = 0
+
+        def forward(self, image):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("out of memory on the second batch")
+            return zero_flow(image)
+
+    with pytest.raises(RuntimeError, match="out of memory on the second batch"):
+        evaluate(FailingOnTheSecondBatch(), meta_pairs(3), [RegistrationWriter(out, outputs=("ddf",))], batch_size=1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left beside it
+
+
+def test_an_unfinished_run_is_dropped_not_published_by_the_next_one(tmp_path, zero_flow, meta_pairs):
+    out = tmp_path / "out"
+    writer = RegistrationWriter(out, outputs=("ddf",))
+    evaluate(zero_flow, meta_pairs(1), [writer])
+    writer.reset()  # a run that wrote a file and never completed (another handler stopped it on an error)
+    (writer._staging / "partial_to_run_ddf.nii.gz").write_bytes(b"")
+    writer.reset()  # the next run starts
+    assert sorted(p.name for p in out.iterdir()) == ["moving_0_to_fixed_0_ddf.nii.gz"]
+    assert len(list(tmp_path.iterdir())) == 2  # out and the new run's staging folder only
+    writer._discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_writer_refuses_a_folder_holding_other_files(tmp_path, zero_flow, meta_pairs):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OSError, match=r"holds files that this command does not write \(notes.txt\)"):
+        evaluate(zero_flow, meta_pairs(1), [RegistrationWriter(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_writer_rejects_unknown_outputs(tmp_path):
     with pytest.raises(
         ValueError, match=re.escape("unknown outputs ['jacobian']; choose from ['warped', 'ddf', 'warped_label']")

@@ -64,6 +64,46 @@ def test_other_formats_read_as_the_same_volume(tmp_path, suffix):
     np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-5)
 
 
+def write_dicom_series(volume: np.ndarray, spacing, origin_lps, folder) -> None:
+    """One axial DICOM file per slice of ``volume`` (X, Y, Z; int16) with LPS positions, as a scanner writes them."""
+    import itk
+
+    folder.mkdir(parents=True)
+    series = "1.2.826.0.1.3680043.2.1125.1"
+    for z in range(volume.shape[2]):
+        image = itk.image_from_array(np.ascontiguousarray(volume[:, :, z].T))
+        image.SetSpacing([float(spacing[0]), float(spacing[1])])
+        position = [origin_lps[0], origin_lps[1], origin_lps[2] + z * spacing[2]]
+        tags = {
+            "0008|0060": "MR",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
+            "0008|0018": f"{series}.{z + 1}",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.2",
+            "0020|000e": series,
+            "0020|0013": str(z + 1),
+            "0020|0032": "\\".join(f"{value:.4f}" for value in position),
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0028|0030": f"{spacing[1]:.4f}\\{spacing[0]:.4f}",
+            "0018|0050": f"{spacing[2]:.4f}",
+        }
+        dictionary = image.GetMetaDataDictionary()
+        for tag, value in tags.items():
+            dictionary[tag] = value
+        io = itk.GDCMImageIO.New()
+        io.KeepOriginalUIDOn()
+        itk.imwrite(image, str(folder / f"slice{z:03d}.dcm"), imageio=io)
+
+
+def test_a_dicom_series_folder_reads_with_its_world_coordinates(tmp_path):
+    volume = (np.arange(8 * 10 * 6).reshape(8, 10, 6) % 97).astype(np.int16)
+    write_dicom_series(volume, (1.5, 2.0, 2.5), (10.0, -5.0, 3.0), tmp_path / "series")
+    loaded = load_volume(tmp_path / "series", "fixed image")
+    np.testing.assert_array_equal(loaded.data, volume)
+    # DICOM's LPS positions in NIfTI's RAS world: x and y change sign
+    expected = np.array([[-1.5, 0, 0, -10.0], [0, -2.0, 0, 5.0], [0, 0, 2.5, 3.0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(loaded.grid.affine, expected, atol=1e-4)
+
+
 def test_missing_unreadable_and_truncated_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"fixed image .*absent\.nii\.gz does not exist"):
         load_volume(tmp_path / "absent.nii.gz", "fixed image")
@@ -133,6 +173,35 @@ def test_outputs_keep_the_reference_grid_and_header_codes(tmp_path):
     assert labels.get_data_dtype() == np.int32
     with pytest.raises(ValueError, match=r"wrong\.nii\.gz must have shape \(12, 10, 8\)"):
         save_volume(np.zeros((4, 4, 4)), tmp_path / "wrong.nii.gz", reference)
+
+
+@pytest.mark.parametrize("suffix", [".mha", ".nrrd", ".mgz", ".nii"])
+def test_images_are_written_in_the_format_their_name_ends_with(tmp_path, suffix):
+    reference = load_volume(write_nifti(tmp_path / "fixed.nii.gz", IMAGE, AFFINE), "fixed image")
+    labels = (IMAGE > 0.5).astype(np.int16)
+    for name, data in (("image", IMAGE), ("labels", labels)):
+        path = save_volume(data, tmp_path / f"{name}{suffix}", reference)
+        back = load_volume(path, name, label=name == "labels")
+        np.testing.assert_allclose(back.data, data, atol=1e-6)
+        np.testing.assert_allclose(back.affine, AFFINE, atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["fixed.nii.gz", f"image{suffix}", f"labels{suffix}"])
+
+
+def test_register_files_writes_the_warped_images_in_the_fixed_images_format(tmp_path):
+    import itk
+
+    fixed = write_nifti(tmp_path / "fixed.nii.gz", IMAGE, AFFINE)
+    itk.imwrite(itk.imread(str(fixed)), str(tmp_path / "fixed.mha"))
+    label = write_nifti(tmp_path / "seg.nii.gz", (IMAGE > 0.5).astype(np.int16), AFFINE)
+    report = register_files(
+        tmp_path / "fixed.mha", fixed, TrainedModel(CentreOfMassNet(), 16), tmp_path / "out", moving_labels=[label]
+    )
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["ddf.nii.gz", "jacobian.nii.gz", "qc.png", "warped.mha", "warped_seg.mha"]
+    assert report.warped == tmp_path / "out" / "warped.mha"
+    warped = load_volume(report.warped, "warped image")
+    np.testing.assert_allclose(warped.affine, AFFINE, atol=1e-4)
+    np.testing.assert_allclose(warped.data, IMAGE, atol=0.05)  # the image registered to itself
 
 
 def test_register_files_names_the_bad_input_and_writes_nothing(tmp_path):

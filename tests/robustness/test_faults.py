@@ -123,7 +123,7 @@ def test_fault_while_saving_the_checkpoint_keeps_the_last_one_and_resumes(name, 
 
 @pytest.mark.parametrize("name", ["vtn_addd", "midiceregnet"])
 def test_disk_full_while_writing_inference_outputs(name, dataset, run_bundle, untouched, monkeypatch, tmp_path):
-    """The DDF of the first pair cannot be written: the error names it; the warped image before it is complete."""
+    """The DDF of the first pair cannot be written: the error names it; no output folder is left, whole or partial."""
     real = nib.save
     writer, calls = _failing_on_call(
         real, 2, DISK_FULL, lambda image, path: Path(path).write_bytes(b"\x1f\x8b partial")
@@ -131,10 +131,10 @@ def test_disk_full_while_writing_inference_outputs(name, dataset, run_bundle, un
     monkeypatch.setattr(monai_mine.io.nifti.nib, "save", writer)
     with pytest.raises(Exception) as raised:
         run_bundle(name, "infer", dataset)
-    _chain_matches(raised, r"\[Errno 28\] could not write \S*moving0_to_fixed0_ddf\.nii\.gz: No space left on device")
-    written = sorted(path.name for path in (tmp_path / "out" / "eval").iterdir())
-    assert written == ["moving0_to_fixed0_warped.nii.gz"]
-    assert nib.load(tmp_path / "out" / "eval" / written[0]).shape == (16, 16, 16)
+    _chain_matches(
+        raised, r"\[Errno 28\] cannot write \S*out/eval/moving0_to_fixed0_ddf\.nii\.gz \(in folder \S+\): No space left"
+    )
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == []  # no eval folder, no staging folder
 
 
 @pytest.mark.parametrize("name", ["vtn_addd_inv", "miregnet"])
@@ -184,7 +184,12 @@ def test_output_folder_below_a_file_is_named(workflow, dataset, run_bundle, unto
     out = {"ckpt_dir": str(blocker / "models")} if workflow == "train" else {"output_dir": str(blocker / "eval")}
     with pytest.raises(Exception) as raised:
         run_bundle("vtn_addd", workflow, dataset, **out)
-    _chain_matches(raised, r"\[Errno 20\] cannot write \S*not_a_folder/\S+ \(in folder \S+\): Not a directory")
+    expected = (
+        r"\[Errno 20\] cannot write the folder \S*not_a_folder/eval: \S*not_a_folder is a file, not a folder"
+        if workflow == "infer"  # the inference writer's whole output folder
+        else r"\[Errno 20\] cannot write \S*not_a_folder/\S+ \(in folder \S+\): Not a directory"
+    )
+    _chain_matches(raised, expected)
 
 
 class _Killed(Exception):
