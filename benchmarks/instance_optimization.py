@@ -31,12 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from monai_mine.benchmark import build_template
 from monai_mine.benchmark.evaluation import score_pair
 from monai_mine.benchmark.methods import BundleMethod, classical_method, identity_instance_method
 from monai_mine.benchmark.pairs import TRACKS, make_pair, pair_seed
+from monai_mine.benchmark.report import summarize as report_summary
 from monai_mine.benchmark.report import write_json
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
@@ -74,16 +73,14 @@ def parse_networks(value: str) -> dict[str, tuple[str, Path]]:
 
 
 def summarize(records: list[dict]) -> dict:
-    """``{track: {method: {score: mean}}}`` in the order of the records, with ``n`` pairs."""
-    summary: dict = {}
-    for record in records:
-        summary.setdefault(record["track"], {}).setdefault(record["method"], []).append(record)
+    """``{track: {method: {score: mean}}}`` in the order of the records, with ``n`` pairs (from the benchmark's own
+    statistics, :func:`monai_mine.benchmark.report.summarize`)."""
     return {
         track: {
-            method: {"n": len(rows), **{key: float(np.mean([row[key] for row in rows])) for key in SCORES}}
-            for method, rows in methods.items()
+            method: {"n": stats["dice"]["n"], **{key: stats[key]["mean"] for key in SCORES}}
+            for method, stats in methods.items()
         }
-        for track, methods in summary.items()
+        for track, methods in report_summary(records).items()
     }
 
 

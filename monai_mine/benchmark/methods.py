@@ -170,12 +170,11 @@ class BundleMethod:
         paths = {name: folder / f"{name}.nii.gz" for name in inputs}
         for name, array in inputs.items():
             save_nifti(array, paths[name], pair.affine)
-        out = folder / self.bundle.name
         report = register_files(
             paths["fixed"],
             paths["moving"],
             self.bundle,
-            out,
+            folder / self.bundle.name,
             instance_optimization=self.instance_optimization,
             overwrite=True,
         )

@@ -34,6 +34,7 @@ from monai_mine.benchmark.methods import (
     CLASSICAL_METHODS,
     DEFAULT_METHODS,
     INSTANCE_METHODS,
+    INSTANCE_SUFFIX,
     BundleMethod,
     MethodRun,
     base_method,
@@ -248,8 +249,8 @@ def run_benchmark(
 
     for track in track_list:
         runners = {name: classical_method(name) for name in method_list if name in CLASSICAL_METHODS}
-        if "identity+io" in method_list:
-            runners["identity+io"] = identity_instance_method(instance_optimization)
+        if f"identity{INSTANCE_SUFFIX}" in method_list:
+            runners[f"identity{INSTANCE_SUFFIX}"] = identity_instance_method(instance_optimization)
         if bundles and any((bundle, track) not in given for bundle in bundles):
             datalist = write_training_datalist(
                 template, track, work / "training" / track, training_pairs, validation_pairs, seed
@@ -273,7 +274,7 @@ def run_benchmark(
                     "validation_pairs": int(validation_pairs),
                     "image_size": int(image_size),
                 }
-            for method in (bundle, f"{bundle}+io"):
+            for method in (bundle, f"{bundle}{INSTANCE_SUFFIX}"):
                 if method in method_list:
                     steps = instance_optimization if method != bundle else 0
                     runners[method] = BundleMethod(

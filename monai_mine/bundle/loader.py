@@ -30,7 +30,14 @@ from monai_mine.bundle.record import ModelRecord, apply_record
 from monai_mine.bundle.weights import describe_state_mismatch, read_weights, weights_record
 from monai_mine.networks.contracts import RegistrationStage
 
-__all__ = ["TrainedModel", "apply_model_record", "apply_weights_record", "load_trained_model", "read_bundle_config"]
+__all__ = [
+    "TrainedModel",
+    "apply_model_record",
+    "apply_weights_record",
+    "configured_instance_optimizer",
+    "load_trained_model",
+    "read_bundle_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -132,19 +139,37 @@ class TrainedModel:
         self.device = torch.device(self.device)
 
     def instance_optimizer(self, steps: int) -> Any:
-        """The configs' ``instance_optimizer`` (a :class:`~monai_mine.registration.InstanceOptimizer`) with
-        ``steps`` Adam steps per level.
+        """The configs' ``instance_optimizer`` with ``steps`` Adam steps per level
+        (:func:`configured_instance_optimizer`).
 
         Raises:
             ValueError: when the model has no bundle config, or its configs define no ``instance_optimizer``.
         """
-        if self.config is None or "instance_optimizer" not in self.config:
-            raise ValueError(
-                f"{self.name!r} has no instance_optimizer in its bundle configs: load it with "
-                "monai_mine.bundle.load_trained_model, or build a monai_mine.registration.InstanceOptimizer."
-            )
-        self.config["instance_optimization_steps"] = int(steps)
-        return self.config.get_parsed_content("instance_optimizer", lazy=False)
+        return configured_instance_optimizer(
+            self.config, steps, f"{self.name!r}", "load it with monai_mine.bundle.load_trained_model"
+        )
+
+
+def configured_instance_optimizer(parser: ConfigParser | None, steps: int, source: str, remedy: str) -> Any:
+    """A bundle config's ``instance_optimizer`` (a :class:`~monai_mine.registration.InstanceOptimizer`) with its
+    ``instance_optimization_steps`` set to ``steps``, built anew.
+
+    Args:
+        parser: the bundle's configs (``None``: none known).
+        steps: Adam steps per level.
+        source: what the configs belong to, for the message.
+        remedy: what to do when they define no optimiser, for the message.
+
+    Raises:
+        ValueError: naming ``source`` when there are no configs or they define no ``instance_optimizer``.
+    """
+    if parser is None or "instance_optimizer" not in parser:
+        raise ValueError(
+            f"{source} has no instance_optimizer in its bundle configs: {remedy}, or build a "
+            "monai_mine.registration.InstanceOptimizer."
+        )
+    parser["instance_optimization_steps"] = int(steps)
+    return parser.get_parsed_content("instance_optimizer", lazy=False)
 
 
 def _network_state(checkpoint: Any, path: Path) -> Mapping[str, torch.Tensor]:

@@ -42,6 +42,7 @@ from torch import nn
 
 from monai_mine.bundle import ModelRecord, load_trained_model
 from monai_mine.bundle.export import RECORD_EXTRA_FILE
+from monai_mine.bundle.loader import configured_instance_optimizer
 from monai_mine.bundle.record import apply_record
 from monai_mine.flows import warp
 from monai_mine.inference import FastRegistration
@@ -310,13 +311,8 @@ def _instance_optimizer(parser: ConfigParser, steps: int, path: Path) -> Any:
         raise ValueError(f"instance_optimization must be >= 0 steps, got {steps}.")
     if not steps:
         return None
-    if "instance_optimizer" not in parser:
-        raise ValueError(
-            f"the configs of {path} define no instance_optimizer: export the bundle again with this monai-mine "
-            "version, or register without instance optimisation."
-        )
-    parser["instance_optimization_steps"] = steps
-    return parser.get_parsed_content("instance_optimizer", lazy=False)
+    remedy = "export the bundle again with this monai-mine version, or register without instance optimisation"
+    return configured_instance_optimizer(parser, steps, f"the bundle {path}", remedy)
 
 
 def load_registration_bundle(

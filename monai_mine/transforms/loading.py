@@ -18,6 +18,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from monai.data import ImageReader, NibabelReader
+from monai.data.utils import is_supported_format
 from monai.transforms import LoadImaged
 from numpy.exceptions import ComplexWarning
 
@@ -28,8 +29,7 @@ class MGHReader(NibabelReader):
     """MONAI's ``NibabelReader`` for FreeSurfer's MGH/MGZ files (nibabel reads them with their affine)."""
 
     def verify_suffix(self, filename) -> bool:
-        names = [filename] if isinstance(filename, (str, bytes)) or not hasattr(filename, "__iter__") else filename
-        return all(str(name).lower().endswith((".mgz", ".mgh")) for name in names)
+        return is_supported_format(filename, ["mgz", "mgh"])
 
 
 class CheckedLoadImaged(LoadImaged):
