@@ -12,7 +12,8 @@ once more by a new random transform, so no pair repeats), for a wall-clock budge
 best validation Dice. The weights and their model record (``model.pt``, ``model_config.json``) replace the
 bundle's, and the run is recorded in ``benchmarks/results/shipped_weights.json`` (command, machine, data,
 iterations, wall time, validation Dice and its curve) for the bundle's model card, the curves drawn in
-``benchmarks/results/shipped_weights.png``::
+``benchmarks/results/shipped_weights.png``; the same record is written to ``<work_dir>/entry.json`` (also with
+``--no_install``, for comparisons such as ``benchmarks/training_comparison.py``)::
 
     python benchmarks/train_weights.py --bundle vtn_addd --track mono --minutes 45
     python benchmarks/train_weights.py --bundle miregnet --track multimodal --minutes 45 \\
@@ -131,6 +132,19 @@ def start_from(bundle_dir: Path, weights: Path) -> list[str]:
     return [*config["initialize"], load]
 
 
+def earlier_run(weights: Path) -> dict | None:
+    """The record of the run that made ``weights``: a bundle's shipped weights' entry in ``shipped_weights.json``
+    (any bundle's: MIDiceRegNet may start from MIRegNet's), or the ``entry.json`` of the work folder the weights
+    were trained in (``<work_dir>/run/models/model.pt``)."""
+    weights = weights.resolve()
+    runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    for name, run in runs.items():
+        if weights == (shipped_bundle_dir(name) / "models" / "model.pt").resolve():
+            return run
+    record = weights.parent.parent.parent / "entry.json"
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
 def install(models: Path, bundle_dir: Path) -> None:
     """Copy ``model.pt`` and ``model_config.json`` into the bundle's ``models/``, each replaced atomically."""
     read_weights(models / "model.pt")  # a complete, loadable file before anything is replaced
@@ -197,10 +211,9 @@ def main(argv: list[str] | None = None) -> None:
         "weights_mb": round((models / "model.pt").stat().st_size / 1e6, 2),
     }
     if args.init_weights:
-        shipped = Path(args.init_weights).resolve() == (bundle_dir / "models" / "model.pt").resolve()
-        earlier = json.loads(RESULTS.read_text()).get(args.bundle) if RESULTS.is_file() else None
-        entry["initialised_from"] = earlier if shipped else args.init_weights
+        entry["initialised_from"] = earlier_run(Path(args.init_weights)) or args.init_weights
     print(json.dumps(entry, indent=1))
+    atomic_write_text(work / "entry.json", json.dumps(entry, indent=1) + "\n")  # the run's record beside its outputs
     if args.no_install:
         return
     install(models, bundle_dir)

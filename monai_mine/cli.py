@@ -226,6 +226,7 @@ def register(
     device: str = "cpu",
     assume_affine: bool = False,
     overwrite: bool = False,
+    model: str | None = None,
 ) -> str:
     """Register a moving image to a fixed one (NIfTI, MetaImage, NRRD, MGZ, DICOM folder; any grid) with a bundle.
 
@@ -248,6 +249,9 @@ def register(
         device: "cpu" or "cuda".
         assume_affine: accept NIfTI files whose qform and sform codes are both 0 (nibabel's fallback affine).
         overwrite: replace an output folder that holds an earlier registration's results, as a whole.
+        model: an exported network instead of the weights: <bundle>/models/model.ts, model.onnx (run by ONNX
+            Runtime) or model.pt2 (torch.export), as `monai-mine export --format ...` writes them; the model record
+            inside gives the working size and intensity normalisation.
 
     Returns:
         timings, Jacobian statistics and the output folder.
@@ -266,6 +270,7 @@ def register(
             device,
             assume_affine=bool(assume_affine),
             overwrite=bool(overwrite),
+            model=None if model is None else str(model),
         )
     return report.summary()
 
@@ -296,21 +301,26 @@ def template(out: str = "mni", size: int = 128) -> str:
     return "\n".join(str(Path(path).resolve()) for path in paths)
 
 
-def export(bundle: str, out: str | None = None, checkpoint: str | None = None) -> str:
-    """Export a trained bundle network as TorchScript (traced) with its metadata, inference config and model record.
+def export(bundle: str, out: str | None = None, checkpoint: str | None = None, format: str = "torchscript") -> str:
+    """Export a trained bundle network with its metadata, inference config and model record.
+
+    Formats: torchscript (traced, <bundle>/models/model.ts, what MONAI Deploy loads), onnx (model.onnx, opset 20,
+    run by ONNX Runtime; needs pip install "monai-mine[export]") and program (torch.export, model.pt2). ONNX and
+    program take any spatial size that is a multiple of the network's total stride (at least twice it), batch 1.
 
     Args:
         bundle: the bundle folder, e.g. bundles/vtn_addd.
-        out: the archive to write (default <bundle>/models/model.ts).
+        out: the file to write (default <bundle>/models/model.ts, .onnx or .pt2).
         checkpoint: weights instead of the bundle's models/model.pt.
+        format: torchscript, onnx or program.
 
     Returns:
-        the archive's path.
+        the file's path.
     """
-    from monai_mine.bundle import export_torchscript
+    from monai_mine.bundle import export_bundle
 
     with _user_errors("export"):
-        path = export_torchscript(str(bundle), None if out is None else str(out), checkpoint)
+        path = export_bundle(str(bundle), str(format), None if out is None else str(out), checkpoint)
     return f"exported {path}"
 
 

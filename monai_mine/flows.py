@@ -34,6 +34,8 @@ __all__ = [
     "identity_grid",
     "affine_to_ddf",
     "compose_ddf",
+    "invert_ddf",
+    "resize_ddf",
     "compose_affine_ddf",
     "compose_affine_params",
     "integrate_velocity",
@@ -183,6 +185,65 @@ def compose_ddf(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     if first.shape != second.shape:
         raise ValueError(f"first {tuple(first.shape)} and second {tuple(second.shape)} DDFs must have the same shape.")
     return second.to(geometry_dtype(first, second)) + warp(first, second)
+
+
+def invert_ddf(
+    ddf: torch.Tensor,
+    base: torch.Tensor | None = None,
+    max_iterations: int = 50,
+    tolerance: float = 1e-3,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The DDF ``u`` with ``compose_ddf(ddf, u) = base``: by default (``base`` zero) the inverse map of ``ddf``.
+
+    Solves ``u = base - warp(ddf, u)`` by fixed-point iteration (which converges where ``|grad ddf| < 1``) until
+    no component changes by more than ``tolerance`` voxels. Then ``warp(warp(image, ddf), u) ~ warp(image, base)``:
+    if ``base`` registers an image pair, ``u`` registers the pair whose moving image was warped by ``ddf`` once
+    more. Near the volume's border, where ``x + u(x)`` leaves the volume, border padding makes ``u`` approximate.
+
+    Args:
+        ddf: Tensor in shape (B, 3, X, Y, Z), voxels.
+        base: Tensor in shape (B, 3, X, Y, Z), voxels, or ``None`` for zero.
+        max_iterations: at most this many fixed-point iterations.
+        tolerance: stop once the largest change of an iteration is below this, in voxels.
+        start: a first guess (B, 3, X, Y, Z), e.g. the solution on a coarser grid; default ``base - ddf``.
+
+    Returns:
+        Tensor in shape (B, 3, X, Y, Z).
+    """
+    check_ddf(ddf)
+    base = torch.zeros_like(ddf) if base is None else base
+    for name, value in (("base", base), ("start", start)):
+        if value is not None and value.shape != ddf.shape:
+            raise ValueError(f"{name} {tuple(value.shape)} and ddf {tuple(ddf.shape)} must have the same shape.")
+    solution = base - ddf if start is None else start
+    for _ in range(max_iterations):
+        update = base - warp(ddf, solution)
+        change = float((update - solution).abs().max())
+        solution = update
+        if change < tolerance:
+            break
+    return solution
+
+
+def resize_ddf(ddf: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """A DDF resampled to another grid over the same box (area averaging down, trilinear up), in the new grid's
+    voxels (each component scaled by the ratio of the axis' sizes).
+
+    Args:
+        ddf: Tensor in shape (B, 3, X, Y, Z), voxels.
+        shape: the new grid's (X', Y', Z').
+
+    Returns:
+        Tensor in shape (B, 3, X', Y', Z').
+    """
+    source = ddf.shape[2:]
+    if tuple(shape) == tuple(source):
+        return ddf
+    smaller = all(n <= m for n, m in zip(shape, source))
+    resized = F.interpolate(ddf, size=tuple(shape), mode="area" if smaller else "trilinear")
+    scale = torch.tensor([n / m for n, m in zip(shape, source)], dtype=ddf.dtype, device=ddf.device)
+    return resized * scale.view(1, 3, 1, 1, 1)
 
 
 def compose_affine_ddf(matrix: torch.Tensor, translation: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:

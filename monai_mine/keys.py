@@ -13,7 +13,15 @@ Bundle JSON configs spell these strings out, as MONAI configs do; Python code im
 
 from __future__ import annotations
 
-__all__ = ["FIXED_IMAGE", "FIXED_LABEL", "IMAGE_KEYS", "LABEL_KEYS", "MOVING_IMAGE", "MOVING_LABEL"]
+__all__ = [
+    "FIXED_IMAGE",
+    "FIXED_LABEL",
+    "IMAGE_KEYS",
+    "LABEL_KEYS",
+    "MOVING_IMAGE",
+    "MOVING_LABEL",
+    "TARGET_DDF",
+]
 
 MOVING_IMAGE = "moving_image"
 """The image to be warped: (C, X, Y, Z) per item, (B, C, X, Y, Z) in a batch; network input channel 0."""
@@ -32,3 +40,8 @@ IMAGE_KEYS = (MOVING_IMAGE, FIXED_IMAGE)
 
 LABEL_KEYS = (MOVING_LABEL, FIXED_LABEL)
 """The two label maps of a pair, moving first; training and metrics use labels only when both are present."""
+
+TARGET_DDF = "target_ddf"
+"""Optional known answer of a generated pair, (3, X, Y, Z) per item, voxels: ``warp(moving, target) = fixed``; set
+by :class:`~monai_mine.transforms.RandIdentityPaird` and kept up to date by
+:class:`~monai_mine.transforms.RandPairDeformd`, read by :class:`~monai_mine.losses.DisplacementTerm`."""

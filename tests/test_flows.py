@@ -18,7 +18,9 @@ from monai_mine.flows import (
     determinant_3x3,
     identity_grid,
     integrate_velocity,
+    invert_ddf,
     jacobian_determinant,
+    resize_ddf,
     warp,
 )
 
@@ -429,3 +431,45 @@ def test_integrate_velocity_matches_monai_dvf2ddf_and_exponentiates_a_constant_f
         integrate_velocity(velocity, steps=0)
     with pytest.raises(ValueError, match="velocity"):
         integrate_velocity(velocity[:, :2])
+
+
+def test_invert_ddf_matches_the_analytic_inverse_of_an_affine_map():
+    shape = (24, 24, 24)
+    angle = math.radians(6.0)
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]])
+    matrix = rotation @ torch.diag(torch.tensor([1.05, 0.96, 1.0]))
+    translation = torch.tensor([1.5, -2.0, 0.5])
+    forward = affine_to_ddf((matrix - torch.eye(3))[None], translation[None], shape)
+    inverse_matrix = torch.linalg.inv(matrix)
+    expected = affine_to_ddf((inverse_matrix - torch.eye(3))[None], (-inverse_matrix @ translation)[None], shape)
+    inverse = invert_ddf(forward)
+    inner = (slice(None), slice(None), *(slice(5, -5),) * 3)  # where x + u(x) stays inside the volume
+    torch.testing.assert_close(inverse[inner], expected[inner], atol=1e-3, rtol=0)
+
+
+def test_invert_ddf_with_a_base_registers_a_pair_warped_once_more():
+    shape = (24, 24, 24)
+    first = affine_to_ddf(0.04 * torch.eye(3)[None], torch.tensor([[1.0, -0.5, 0.0]]), shape)
+    second = affine_to_ddf(
+        torch.tensor([[[0.0, 0.05, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, -0.03]]]), torch.zeros(1, 3), shape
+    )
+    base = invert_ddf(first)  # registers warp(I, first) back to I
+    answer = invert_ddf(second, base=base)  # registers warp(warp(I, first), second) back to I
+    inner = (slice(None), slice(None), *(slice(5, -5),) * 3)
+    torch.testing.assert_close(compose_ddf(second, answer)[inner], base[inner], atol=1e-3, rtol=0)
+    torch.testing.assert_close(answer[inner], invert_ddf(compose_ddf(first, second))[inner], atol=1e-3, rtol=0)
+    with pytest.raises(
+        ValueError, match=r"base \(1, 3, 8, 8, 8\) and ddf \(1, 3, 24, 24, 24\) must have the same shape"
+    ):
+        invert_ddf(second, base=torch.zeros(1, 3, 8, 8, 8))
+
+
+def test_resize_ddf_keeps_an_affine_map_in_the_new_grids_voxels():
+    matrix = torch.tensor([[[0.05, 0.0, 0.0], [0.0, -0.04, 0.02], [0.0, 0.0, 0.03]]])
+    fine = affine_to_ddf(matrix, torch.tensor([[2.0, -1.0, 0.5]]), (32, 32, 32))
+    coarse = resize_ddf(fine, (16, 16, 16))
+    expected = affine_to_ddf(matrix, torch.tensor([[1.0, -0.5, 0.25]]), (16, 16, 16))  # shifts halve, slopes stay
+    torch.testing.assert_close(coarse, expected, atol=1e-4, rtol=0)
+    inner = (slice(None), slice(None), *(slice(1, -1),) * 3)  # trilinear up-sampling clamps at the border
+    torch.testing.assert_close(resize_ddf(coarse, (32, 32, 32))[inner], fine[inner], atol=1e-4, rtol=0)
+    assert resize_ddf(fine, (32, 32, 32)) is fine

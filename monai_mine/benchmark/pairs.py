@@ -10,8 +10,8 @@ source is the T1 template (track ``"mono"``) or its T2-like rendering (track ``"
 WM dark). The fixed image is always the T1 template with its labels.
 
 A registration method must return ``u`` with ``warp(moving, u) == fixed``, i.e. ``x + u(x)`` is the inverse map of
-``x + g(x)``: the pair keeps that inverse as its ground truth (:func:`invert_ddf`), and :attr:`BenchmarkPair.
-displacement` keeps ``g`` itself.
+``x + g(x)``: the pair keeps that inverse as its ground truth (:func:`monai_mine.flows.invert_ddf`), and
+:attr:`BenchmarkPair.displacement` keeps ``g`` itself.
 
 - affine: ``A = R S`` about the grid centre ``c = (N - 1) / 2`` (``docs/design.md`` section 2), rotations about
   each axis uniform in ``[-max_rotation_deg, max_rotation_deg]``, scale factors uniform in
@@ -31,13 +31,12 @@ import numpy as np
 import torch
 
 from monai_mine.benchmark.template import BrainTemplate
-from monai_mine.flows import affine_to_ddf, compose_ddf, warp
+from monai_mine.flows import affine_to_ddf, compose_ddf, invert_ddf, warp
 
 __all__ = [
     "TRACKS",
     "BenchmarkPair",
     "deform_template",
-    "invert_ddf",
     "make_pair",
     "pair_seed",
     "random_affine",
@@ -146,32 +145,6 @@ def smooth_deformation(
     return np.einsum("xi,yj,zk,ijkc->cxyz", bx, by, bz, coefficients, optimize=True).astype(np.float32)
 
 
-def invert_ddf(ddf: torch.Tensor, max_iterations: int = 50, tolerance: float = 1e-3) -> torch.Tensor:
-    """The DDF ``u`` of the inverse map: ``x + u(x) = y`` with ``y + ddf(y) = x``, by fixed-point iteration.
-
-    Iterates ``u <- -warp(ddf, u)`` (which converges where ``|grad ddf| < 1``) until no component changes by more
-    than ``tolerance`` voxels; then
-    ``compose_ddf(ddf, u) = u + warp(ddf, u) ~ 0``, i.e. ``warp(warp(image, ddf), u) ~ image``. Near the volume's
-    border, where ``x + u(x)`` leaves the volume, border padding makes the inverse approximate.
-
-    Args:
-        ddf: Tensor in shape (B, 3, X, Y, Z), voxels.
-        max_iterations: at most this many fixed-point iterations.
-        tolerance: stop once the largest change of an iteration is below this, in voxels.
-
-    Returns:
-        Tensor in shape (B, 3, X, Y, Z).
-    """
-    inverse = -ddf
-    for _ in range(max_iterations):
-        update = -warp(ddf, inverse)
-        change = float((update - inverse).abs().max())
-        inverse = update
-        if change < tolerance:
-            break
-    return inverse
-
-
 def _check_bounds(**bounds: float) -> None:
     for name, value in bounds.items():
         if value < 0:
@@ -240,7 +213,7 @@ def make_pair(template: BrainTemplate, track: str = "mono", seed: int = 0, **bou
             :func:`deform_template` (defaults 8 degrees, 8 %, 3 voxels, 8 voxels).
 
     Returns:
-        the :class:`BenchmarkPair`, with the ground truth inverted by :func:`invert_ddf`.
+        the :class:`BenchmarkPair`, with the ground truth inverted by :func:`~monai_mine.flows.invert_ddf`.
 
     Raises:
         ValueError: on an unknown track or a negative bound.

@@ -3,11 +3,13 @@
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Bundles and trained models: where a bundle lives (``bundle_root``), the model record written with trained
-weights, and the one loader that rebuilds a trained network and its preprocessing (docs/design.md section 8)."""
+weights, the one loader that rebuilds a trained network and its preprocessing, and exports (TorchScript, ONNX,
+``torch.export``) with the one loader that reads them back (docs/design.md section 8)."""
 
 from __future__ import annotations
 
-from monai_mine.bundle.export import export_torchscript
+from monai_mine.bundle.export import export_bundle, export_onnx, export_program, export_torchscript
+from monai_mine.bundle.exported import ExportedModel, ExportedNetwork, load_exported
 from monai_mine.bundle.loader import (
     TrainedModel,
     apply_model_record,
@@ -21,13 +23,19 @@ from monai_mine.bundle.weights import read_weights, record_path, save_weights, w
 
 __all__ = [
     "RECORDED_IDS",
+    "ExportedModel",
+    "ExportedNetwork",
     "ModelRecord",
     "TrainedModel",
     "announce_bundle_root",
     "apply_model_record",
     "apply_weights_record",
     "bundle_root",
+    "export_bundle",
+    "export_onnx",
+    "export_program",
     "export_torchscript",
+    "load_exported",
     "load_trained_model",
     "read_bundle_config",
     "read_weights",

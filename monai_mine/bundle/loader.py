@@ -26,6 +26,7 @@ from monai.bundle import ConfigParser
 from torch import nn
 
 from monai_mine.bundle.context import running_parser
+from monai_mine.bundle.exported import load_exported
 from monai_mine.bundle.record import ModelRecord, apply_record
 from monai_mine.bundle.weights import describe_state_mismatch, read_weights, weights_record
 from monai_mine.networks.contracts import RegistrationStage
@@ -115,7 +116,7 @@ class TrainedModel:
             network given directly.
         record: the weights' model record (``None`` for weights saved without one).
         name: the bundle's name, for messages.
-        weights: the file the weights came from.
+        weights: the file the weights came from (an exported model's file for an exported network).
         device: where the network is.
     """
 
@@ -190,6 +191,7 @@ def load_trained_model(
     config_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
+    model: str | os.PathLike | None = None,
 ) -> TrainedModel:
     """Build a bundle's trained network and preprocessing from its weights' model record.
 
@@ -202,15 +204,22 @@ def load_trained_model(
         overrides: ``{config id: value}``, as on MONAI's command line (e.g. ``{"image_size": 128}``); one that
             contradicts the record is an error.
         device: where to put the network.
+        model: an exported network (``.ts``, ``.onnx``, ``.pt2``, see :mod:`monai_mine.bundle.exported`) instead of
+            ``network_def`` and weights: the record it carries is applied to the bundle's configs (working size,
+            intensity, instance optimiser), and the network is the exported one
+            (:class:`~monai_mine.bundle.exported.ExportedNetwork`).
 
     Raises:
-        FileNotFoundError: naming a missing bundle, config or weights file.
-        ValueError: naming the file when weights or record cannot be read or do not fit, or naming both values when
+        FileNotFoundError: naming a missing bundle, config, weights or exported file.
+        ValueError: naming the file when weights or record cannot be read or do not fit, when both ``weights`` and
+            ``model`` are given, when an exported file has an unknown suffix or no record, or naming both values when
             an override contradicts the record.
     """
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.is_dir():
         raise FileNotFoundError(f"bundle {bundle_dir} does not exist (expected a folder such as bundles/vtn_addd).")
+    if model is not None:
+        return _exported_model(bundle_dir, Path(model), weights, config_files, overrides, device)
     path = bundle_dir / "models" / "model.pt" if weights is None else Path(weights)
     if weights is None and not path.is_file():
         raise FileNotFoundError(
@@ -233,8 +242,14 @@ def load_trained_model(
             f"checkpoint {path} does not fit the network of bundle {name!r} ({difference}): is it from another "
             "bundle, or trained with other settings and saved without a model record?"
         ) from error
+    return _trained_model(network.to(device).eval(), parser, record, name, path, device)
+
+
+def _trained_model(
+    network: nn.Module, parser: ConfigParser, record: ModelRecord | None, name: str, path: Path, device
+) -> TrainedModel:
     return TrainedModel(
-        network=network.to(device).eval(),
+        network=network,
         image_size=parser.get_parsed_content("image_size"),
         intensity=parser.get_parsed_content("intensity") if "intensity" in parser else None,
         config=parser,
@@ -243,6 +258,24 @@ def load_trained_model(
         weights=path,
         device=device,
     )
+
+
+def _exported_model(
+    bundle_dir: Path,
+    model: Path,
+    weights: str | os.PathLike | None,
+    config_files: str | os.PathLike | Sequence[str | os.PathLike] | None,
+    overrides: Mapping[str, Any] | None,
+    device: str | torch.device,
+) -> TrainedModel:
+    """:func:`load_trained_model` for an exported network: the bundle's configs with the export's record applied,
+    the network the exported one."""
+    if weights is not None:
+        raise ValueError(f"pass either weights ({weights}) or an exported model ({model}), not both.")
+    exported = load_exported(model, device)
+    parser = read_bundle_config(bundle_dir, config_files, overrides, exported.record)
+    name = str(parser.get("bundle_name", bundle_dir.name))
+    return _trained_model(exported.network, parser, exported.record, name, exported.path, device)
 
 
 def apply_weights_record(

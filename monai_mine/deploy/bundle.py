@@ -40,8 +40,8 @@ from monai.data import MetaTensor
 from monai.transforms import Compose
 from torch import nn
 
-from monai_mine.bundle import ModelRecord, load_trained_model
-from monai_mine.bundle.export import RECORD_EXTRA_FILE
+from monai_mine.bundle import load_trained_model
+from monai_mine.bundle.exported import EXPORT_FORMATS, load_exported, read_export_files
 from monai_mine.bundle.loader import configured_instance_optimizer
 from monai_mine.bundle.record import apply_record
 from monai_mine.flows import warp
@@ -94,12 +94,14 @@ def read_bundle_configs(path: str | os.PathLike, config_names: str | Sequence[st
     """A ``ConfigParser`` holding a bundle's metadata (as ``_meta_``) and configs, read as MONAI Deploy reads them.
 
     Args:
-        path: an exported TorchScript archive (``model.ts``) or a bundle folder (with ``configs/metadata.json``).
+        path: an exported TorchScript archive (``model.ts``), another export of ``monai-mine export`` (``.onnx``,
+            ``.pt2``: the same files, read from its ``metadata_props`` or extra files) or a bundle folder (with
+            ``configs/metadata.json``).
         config_names: the configs to read, without suffix; later ones override earlier top-level keys.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist or lacks the metadata or a config.
-        ValueError: when a file is not a zip archive or a config is not valid JSON/YAML.
+        ValueError: when a file is not a zip archive (an ONNX model) or a config is not valid JSON/YAML.
     """
     path = Path(path)
     names = [config_names] if isinstance(config_names, str) else list(config_names)
@@ -113,26 +115,62 @@ def read_bundle_configs(path: str | os.PathLike, config_names: str | Sequence[st
         return parser
     if not path.is_file():
         raise FileNotFoundError(f"bundle {path} does not exist (expected an exported model.ts or a bundle folder).")
+    if path.suffix.lower() in (EXPORT_FORMATS["onnx"], EXPORT_FORMATS["program"]):
+        return _exported_configs(path, names)
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a TorchScript archive (a zip file written by ckpt_export).")
     stem = path.stem
-    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
+    with zipfile.ZipFile(path) as archive:
         member, _ = _archive_member(archive, stem, "metadata", path)
-        try:
-            parser.read_meta(f=json.loads(archive.read(member)))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{member} in {path} is not valid JSON: {error.msg} at line {error.lineno}.") from error
+        _read_meta(parser, archive.read(member), member, path)
+        texts = [(name, *_archive_member(archive, stem, name, path)) for name in names]
+        _read_configs(parser, [(name, archive.read(member), suffix) for name, member, suffix in texts], path)
+    return parser
+
+
+def _exported_configs(path: Path, names: Sequence[str]) -> ConfigParser:
+    """The metadata and configs an ONNX or ``.pt2`` export carries as named files (``metadata.json``, ...)."""
+    files = read_export_files(path)
+    parser = ConfigParser()
+    found = {name: _named_file(files, name) for name in ["metadata", *names]}
+    missing = [f"{name}.json" for name, file in found.items() if file is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} holds no {', '.join(missing)} (expected the files `monai-mine export` stores with the model); "
+            f"it holds {sorted(files)}."
+        )
+    _read_meta(parser, files[found["metadata"]].encode(), found["metadata"], path)
+    texts = [(name, files[found[name]].encode(), Path(found[name]).suffix) for name in names]
+    _read_configs(parser, texts, path)
+    return parser
+
+
+def _named_file(files: Mapping[str, str], name: str) -> str | None:
+    """The first of ``<name>.json``, ``.yaml``, ``.yml`` among ``files``, or ``None``."""
+    return next((f"{name}{suffix}" for suffix in CONFIG_SUFFIXES if f"{name}{suffix}" in files), None)
+
+
+def _read_meta(parser: ConfigParser, data: bytes, member: str, path: Path) -> None:
+    try:
+        parser.read_meta(f=json.loads(data))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{member} in {path} is not valid JSON: {error.msg} at line {error.lineno}.") from error
+
+
+def _read_configs(parser: ConfigParser, texts: Sequence[tuple[str, bytes, str]], path: Path) -> None:
+    """Read configs given as ``(name, content, suffix)``, through files (ConfigParser reads YAML by suffix)."""
+    with tempfile.TemporaryDirectory() as folder:
         files = []
-        for name in names:
-            member, suffix = _archive_member(archive, stem, name, path)
+        for name, data, suffix in texts:
             target = Path(folder) / f"{len(files)}_{name}{suffix}"
-            target.write_bytes(archive.read(member))
+            target.write_bytes(data)
             files.append(str(target))
         try:
             parser.read_config(f=files)
         except ValueError as error:
-            raise ValueError(f"cannot read the configs {names} stored in {path}: {error}") from error
-    return parser
+            raise ValueError(
+                f"cannot read the configs {[name for name, _, _ in texts]} stored in {path}: {error}"
+            ) from error
 
 
 def _check_data_format(metadata: Mapping[str, Any], path: Path) -> None:
@@ -160,25 +198,14 @@ def _filtered_preprocessing(parser: ConfigParser, path: Path) -> Compose:
     return Compose(kept)
 
 
-def _archive_record(archive_path: Path) -> ModelRecord | None:
-    """The model record an export carries as the extra file ``model_config.json``, else ``None``."""
-    with zipfile.ZipFile(archive_path) as archive:
-        members = [name for name in archive.namelist() if name.endswith(f"/extra/{RECORD_EXTRA_FILE}")]
-        if not members:
-            return None
-        data = archive.read(members[0])
-    try:
-        return ModelRecord.from_dict(json.loads(data), f"{archive_path} ({RECORD_EXTRA_FILE})")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{RECORD_EXTRA_FILE} in {archive_path} is not valid JSON: {error.msg}.") from error
-
-
 def _load_network(
     path: Path, parser: ConfigParser, names: Sequence[str], device: torch.device
 ) -> tuple[nn.Module, Path, ConfigParser]:
-    """The network of an archive (TorchScript) or of a bundle folder (``models/model.ts``, else the trained
+    """The network of an export (``.ts``, ``.onnx``, ``.pt2``, through
+    :func:`~monai_mine.bundle.exported.load_exported`) or of a bundle folder (``models/model.ts``, else the trained
     ``models/model.pt`` through :func:`~monai_mine.bundle.load_trained_model`), in eval mode, the file it came from,
-    and ``parser`` with the model's record applied."""
+    and ``parser`` with the model's record applied (a ``ckpt_export`` archive has none: its ``inference.json`` is
+    used as it is)."""
     if path.is_dir():
         scripted = path / "models" / "model.ts"
         if not scripted.is_file():
@@ -186,15 +213,12 @@ def _load_network(
             trained = load_trained_model(path, config_files=files, device=device)
             return trained.network, trained.weights, trained.config
         path = scripted
-    record = _archive_record(path)
-    if record is not None:
+    kind = next((name for name, suffix in EXPORT_FORMATS.items() if path.suffix.lower() == suffix), "torchscript")
+    exported = load_exported(path, device, require_record=False, format=kind)
+    if exported.record is not None:
         defaults = ConfigParser(copy.deepcopy(parser.get()))
-        apply_record(parser, record, defaults)
-    try:
-        return torch.jit.load(str(path), map_location=device).eval(), path, parser
-    except RuntimeError as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise ValueError(f"cannot load {path} as a TorchScript model ({reason}).") from error
+        apply_record(parser, exported.record, defaults)
+    return exported.network, path, parser
 
 
 @dataclass(eq=False)

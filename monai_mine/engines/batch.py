@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import torch
 from monai.utils import convert_to_tensor
 
-from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, IMAGE_KEYS, LABEL_KEYS, MOVING_IMAGE, MOVING_LABEL
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, IMAGE_KEYS, LABEL_KEYS, MOVING_IMAGE, MOVING_LABEL, TARGET_DDF
 from monai_mine.networks.cascade import StageRecord
 
 __all__ = ["RegistrationBatch", "prepare_registration_batch", "split_records"]
@@ -27,12 +27,14 @@ class RegistrationBatch:
         fixed: Tensor in shape (B, 1, X, Y, Z).
         moving_label: integer label map (B, 1, X, Y, Z), or ``None``.
         fixed_label: integer label map (B, 1, X, Y, Z), or ``None``.
+        target_ddf: the pairs' known answer (B, 3, X, Y, Z) in voxels (synthetic pairs), or ``None``.
     """
 
     moving: torch.Tensor
     fixed: torch.Tensor
     moving_label: torch.Tensor | None = None
     fixed_label: torch.Tensor | None = None
+    target_ddf: torch.Tensor | None = None
 
     @property
     def has_labels(self) -> bool:
@@ -65,7 +67,7 @@ def prepare_registration_batch(
 
     Args:
         batchdata: a dict with ``moving_image`` and ``fixed_image`` (B, 1, X, Y, Z), optionally ``moving_label``
-            and ``fixed_label`` of the same shape.
+            and ``fixed_label`` of the same shape and a known answer ``target_ddf`` (B, 3, X, Y, Z).
         device: where to move the tensors.
         non_blocking: asynchronous host-to-device copies.
         kwargs: further ``Tensor.to`` arguments.
@@ -91,12 +93,21 @@ def prepare_registration_batch(
                 f"{_source(batchdata, key)} has shape {tuple(batchdata[key].shape)}, but "
                 f"{_source(batchdata, FIXED_IMAGE)} has {reference}: a pair must share one grid."
             )
+    if TARGET_DDF in batchdata:
+        shape = tuple(batchdata[TARGET_DDF].shape)
+        if shape != (reference[0], 3, *reference[2:]):
+            raise ValueError(
+                f"{TARGET_DDF} has shape {shape}, but {_source(batchdata, FIXED_IMAGE)} has {reference}: a known "
+                f"answer must be (B, 3, X, Y, Z) on the pair's grid."
+            )
+        keys += (TARGET_DDF,)
     moved = {key: batchdata[key].to(device=device, non_blocking=non_blocking, **kwargs) for key in keys}
     return RegistrationBatch(
         moving=moved[MOVING_IMAGE].float(),
         fixed=moved[FIXED_IMAGE].float(),
         moving_label=moved.get(MOVING_LABEL),
         fixed_label=moved.get(FIXED_LABEL),
+        target_ddf=None if TARGET_DDF not in moved else moved[TARGET_DDF].float(),
     )
 
 

@@ -220,7 +220,13 @@ class RegistrationTrainer(SupervisedTrainer):
             engine.state.output[CommonKeys.PRED] = records[-1].composed_flow.detach()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             outputs = RegistrationOutputs(
-                batch.moving, batch.fixed, records, batch.moving_label, batch.fixed_label, reverse_records
+                batch.moving,
+                batch.fixed,
+                records,
+                batch.moving_label,
+                batch.fixed_label,
+                reverse_records,
+                batch.target_ddf,
             )
             loss, terms = objective(outputs)
         if not torch.isfinite(loss):

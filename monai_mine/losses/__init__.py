@@ -3,8 +3,9 @@
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Registration losses: MINE, correlation coefficient (global and local), affine regularisers, smoothness,
-invertibility, and the objective that weighs them per cascade stage (``RegistrationObjective`` and its terms;
-``vtn_loss_terms`` builds a VTN cascade's terms from its layout).
+invertibility, end-point error against a known answer (synthetic pairs), and the objective that weighs them per
+cascade stage (``RegistrationObjective`` and its terms; ``vtn_loss_terms`` builds a VTN cascade's terms from its
+layout).
 
 Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``, through ``LabelTerm``).
 """
@@ -12,10 +13,12 @@ Dice on warped labels comes from MONAI (``monai.losses.DiceLoss``, through ``Lab
 from __future__ import annotations
 
 from monai_mine.losses.affine_regularization import DeterminantLoss, OrthogonalityLoss
+from monai_mine.losses.displacement import EndPointErrorLoss
 from monai_mine.losses.invertibility import InvertibilityLoss
 from monai_mine.losses.mine import MINELoss, donsker_varadhan_bound, logmeanexp, shuffle_voxels
 from monai_mine.losses.objective import (
     AffineTerm,
+    DisplacementTerm,
     FlowTerm,
     InvertibilityTerm,
     LabelTerm,
@@ -32,6 +35,8 @@ __all__ = [
     "AffineTerm",
     "CorrelationCoefficientLoss",
     "DeterminantLoss",
+    "DisplacementTerm",
+    "EndPointErrorLoss",
     "FlowTerm",
     "InvertibilityLoss",
     "InvertibilityTerm",

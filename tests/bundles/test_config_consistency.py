@@ -38,7 +38,7 @@ VARIANT_DIFFERENCES = {
     ("miregnet", "midiceregnet"): {
         "train.json": {"bundle_name", "loss_terms#4"},  # MIDiceRegNet: the Dice term on the warped labels
         "inference.json": {"bundle_name"},
-        "metadata.json": {"changelog#0.1.0", "name", "task", "description"},
+        "metadata.json": {"changelog#0.1.0", "name", "task", "description", "label_classes"},  # labels in training
     },
 }
 
@@ -55,6 +55,8 @@ OVERLAY_TARGETS = {
     "quick.json": BUNDLES,
     "augment.json": BUNDLES,
     "augment_contrast.json": BUNDLES,
+    "synthetic_pairs.json": BUNDLES,
+    "synthetic_pairs_contrast.json": BUNDLES,
     "vtn_paper.json": VTN,
     "miregnet_paper.json": MIREGNET,
     "instance_mine.json": MIREGNET,

@@ -142,3 +142,16 @@ def test_split_records_of_a_doubled_batch_equal_the_two_halves_run_separately(ti
             else:
                 assert value.shape == reference.shape
                 torch.testing.assert_close(value, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_a_known_answer_travels_with_the_batch_and_a_wrong_shape_is_refused():
+    data = batch_dict(labels=False)
+    data["target_ddf"] = torch.rand(2, 3, 16, 16, 16).double()
+    batch = prepare_registration_batch(data, "cpu")
+    torch.testing.assert_close(batch.target_ddf, data["target_ddf"].float())
+    assert prepare_registration_batch(batch_dict(), "cpu").target_ddf is None
+    data["target_ddf"] = torch.rand(2, 3, 8, 8, 8)
+    with pytest.raises(
+        ValueError, match=r"target_ddf has shape \(2, 3, 8, 8, 8\), but fixed_image .* \(2, 1, 16, 16, 16\)"
+    ):
+        prepare_registration_batch(data, "cpu")

@@ -12,6 +12,8 @@ from torch import nn
 from monai_mine.losses import (
     AffineTerm,
     CorrelationCoefficientLoss,
+    DisplacementTerm,
+    EndPointErrorLoss,
     FlowTerm,
     InvertibilityLoss,
     InvertibilityTerm,
@@ -185,6 +187,40 @@ def test_invertibility_term_without_reverse_records_raises():
         InvertibilityTerm(InvertibilityLoss(), name="inv").value(make_outputs())
 
 
+# -------------------------------------------------------------------------------------------------- displacement term
+
+
+def test_end_point_error_is_the_mean_vector_distance():
+    pred = torch.zeros(2, 3, 4, 4, 4)
+    target = pred.clone()
+    target[0, 0], target[0, 1] = 3.0, 4.0  # distance 5 everywhere in sample 0, 0 in sample 1
+    torch.testing.assert_close(
+        EndPointErrorLoss(reduction="none")(pred, target), torch.tensor([5.0, 0.0]), atol=2e-3, rtol=0
+    )
+    torch.testing.assert_close(EndPointErrorLoss()(pred, target), torch.tensor(2.5), atol=2e-3, rtol=0)  # eps: 1e-3
+    pred.requires_grad_(True)
+    EndPointErrorLoss()(pred, pred.detach()).backward()
+    assert torch.isfinite(pred.grad).all()  # finite where the fields agree
+    with pytest.raises(
+        ValueError, match=r"pred \(2, 3, 4, 4, 4\) and target \(2, 3, 2, 2, 2\) must have the same shape"
+    ):
+        EndPointErrorLoss()(pred, torch.zeros(2, 3, 2, 2, 2))
+
+
+@pytest.mark.parametrize("stage", [0, -1])
+def test_displacement_term_compares_the_composed_flow_with_the_known_answer(stage):
+    outputs = make_outputs()
+    outputs.target_ddf = torch.zeros_like(outputs.records[-1].composed_flow)
+    value = DisplacementTerm(EndPointErrorLoss(), stage=stage).value(outputs)
+    torch.testing.assert_close(value, outputs.records[stage].composed_flow.norm(dim=1).mean(), atol=2e-3, rtol=0)
+    assert RegistrationObjective([DisplacementTerm(EndPointErrorLoss())]).needs_target
+
+
+def test_displacement_term_without_a_known_answer_says_how_to_make_one():
+    with pytest.raises(ValueError, match=r"loss term 'epe' needs the known answer 'target_ddf' .* RandIdentityPaird"):
+        DisplacementTerm(EndPointErrorLoss(), name="epe").value(make_outputs())
+
+
 # --------------------------------------------------------------------------------------------------------- objective
 
 
@@ -270,7 +306,7 @@ def test_a_negative_weight_raises_naming_the_loss():
 
 def test_needs_labels_and_needs_reverse_follow_the_terms():
     plain = RegistrationObjective([SimilarityTerm(nn.MSELoss()), FlowTerm(TotalVariationLoss())])
-    assert not plain.needs_labels and not plain.needs_reverse
+    assert not plain.needs_labels and not plain.needs_reverse and not plain.needs_target
     labelled = RegistrationObjective([SimilarityTerm(nn.MSELoss()), LabelTerm(DiceLoss())])
     assert labelled.needs_labels and not labelled.needs_reverse
     inverse = RegistrationObjective([SimilarityTerm(nn.MSELoss()), InvertibilityTerm(InvertibilityLoss())])

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from monai_mine.flows import compose_ddf, invert_ddf, warp
 from monai_mine.transforms import RandIdentityPaird, RandPairDeformd
-from monai_mine.transforms.augment import random_rotation
+from monai_mine.transforms.augment import known_answer, random_rotation
 
 
 def _pair(size: int = 24) -> dict[str, torch.Tensor]:
@@ -96,3 +97,45 @@ def test_identity_pairs_copy_the_fixed_side_at_the_drawn_rate():
     assert all(out["moving_image"] is moving for out in untouched)
     no_fixed_label = {key: value for key, value in pair.items() if key != "fixed_label"}
     assert RandIdentityPaird(prob=1.0)(no_fixed_label)["moving_image"] is moving  # left alone
+
+
+def _smooth_image(size: int = 40) -> torch.Tensor:
+    axis = torch.linspace(0, 1, size)
+    return (torch.sin(6 * axis)[:, None, None] * torch.cos(5 * axis)[None, :, None] * torch.sin(4 * axis + 1))[None]
+
+
+def test_synthetic_pairs_carry_their_answer_through_repeated_deformations():
+    fixed = _smooth_image()
+    pair = RandIdentityPaird(prob=1.0, target_key="target_ddf")({"moving_image": fixed * 0, "fixed_image": fixed})
+    assert torch.equal(pair["moving_image"], fixed) and torch.equal(pair["target_ddf"], torch.zeros(3, 40, 40, 40))
+    deform = RandPairDeformd(deformation=3.0)
+    deform.set_random_state(3)
+    pair = deform(deform(pair))  # warped twice: the answer composes both
+    inside = (slice(None), slice(6, -6), slice(6, -6), slice(6, -6))
+    registered = warp(pair["moving_image"][None], pair["target_ddf"][None])[0]
+    before = (pair["moving_image"] - fixed)[inside].abs().mean()
+    after = (registered - fixed)[inside].abs().mean()
+    assert before > 0.1 and after < 0.02 * before
+    assert pair["target_ddf"].abs().max() > 2.0  # a real displacement, not a zero answer
+
+
+def test_known_answer_matches_the_exact_inverse():
+    deform = RandPairDeformd()
+    deform.set_random_state(5)
+    deform.randomize()
+    ddf = deform.displacement((48, 48, 48))
+    answer = known_answer(ddf, torch.zeros_like(ddf))
+    inside = (slice(None), slice(None), *(slice(6, -6),) * 3)
+    residual = compose_ddf(ddf, answer)[inside].norm(dim=1)
+    naive = compose_ddf(ddf, -ddf)[inside].norm(dim=1)  # the first-order guess
+    assert residual.mean() < 0.03 and residual.max() < 1.0 and naive.mean() > 10 * residual.mean()
+    assert (answer - invert_ddf(ddf))[inside].norm(dim=1).mean() < 0.03  # the full-size solution
+
+
+def test_a_known_answer_needs_every_pair_made_identical():
+    with pytest.raises(ValueError, match=r"target_key 'target_ddf' needs prob=1 \(got 0.5\)"):
+        RandIdentityPaird(prob=0.5, target_key="target_ddf")
+    lacks_fixed_label = {"moving_image": torch.rand(1, 4, 4, 4), "fixed_image": torch.rand(1, 4, 4, 4)}
+    lacks_fixed_label["moving_label"] = torch.zeros(1, 4, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"lacks \['fixed_label'\]: cannot make it identical"):
+        RandIdentityPaird(prob=1.0, target_key="target_ddf")(lacks_fixed_label)

@@ -1,0 +1,61 @@
+"""benchmarks/training_comparison.py: variants trained once each, scored on test pairs beside the identity, a run
+already made reused, bad variants refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TINY = ["--size", "16", "--image_size", "16", "--training_pairs", "2", "--validation_pairs", "1", "--pairs", "1"]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "training_comparison", REPOSITORY / "benchmarks" / "training_comparison.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_each_variant_trains_once_and_is_scored_beside_the_identity(tmp_path):
+    script = _script()
+    variants = json.dumps({"narrow": {"network_channels": 4}, "slow": {"network_channels": 4, "learning_rate": 1e-05}})
+    command = ["--name", "tiny", "--bundle", "vtn_addd", "--variants", variants, "--minutes", "0.05", *TINY]
+    command += ["--variant_overlays", json.dumps({"slow": ""})]  # "slow" without the default augmentation
+    content = script.main([*command, "--work_dir", str(tmp_path / "work"), "--out_dir", str(tmp_path / "out")])
+    assert list(content["summary"]) == ["identity", "narrow", "slow"]
+    assert all(content["runs"][name]["iterations"] >= 1 for name in ("narrow", "slow"))
+    assert (
+        content["runs"]["narrow"]["overlays"] == ["configs/augment.json"] and content["runs"]["slow"]["overlays"] == []
+    )
+    table = (tmp_path / "out" / "tiny.md").read_text()
+    assert '| narrow | `configs/augment.json` | `{"network_channels": 4}` |' in table and (tmp_path / "out" / "tiny.png").is_file()
+    record = tmp_path / "work" / "narrow" / "entry.json"
+    before = record.stat().st_mtime_ns
+    again = script.main([*command, "--work_dir", str(tmp_path / "work"), "--out_dir", str(tmp_path / "again")])
+    assert record.stat().st_mtime_ns == before  # not trained again
+    assert again["runs"] == content["runs"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[1, 2]", "must be a JSON object of variant name -> config overrides"),
+        ('{"a/b": {}}', r"variant names must be letters, digits and underscores \(folder names\), got \['a/b'\]"),
+    ],
+)
+def test_bad_variants_are_refused(value, message):
+    with pytest.raises(ValueError, match=message):
+        _script().parse_variants(value)
+
+
+def test_overlays_of_an_undefined_variant_are_refused(tmp_path):
+    command = ["--name", "x", "--bundle", "vtn_addd", "--variants", '{"a": {}}', "--variant_overlays", '{"b": ""}']
+    with pytest.raises(ValueError, match=r"--variant_overlays names variants that --variants does not define: \['b'\]"):
+        _script().main([*command, "--work_dir", str(tmp_path)])
