@@ -57,7 +57,7 @@ def _train_weights():
 
 def parse_variants(value: str) -> dict[str, dict]:
     """``{"variant": {config id: value}}`` from a JSON text or a JSON file; names become folder names."""
-    text = Path(value).read_text() if Path(value).is_file() else value
+    text = value if value.lstrip().startswith(("{", "[")) else Path(value).read_text()
     variants = json.loads(text)
     if not isinstance(variants, dict) or not variants or not all(isinstance(v, dict) for v in variants.values()):
         raise ValueError(f"--variants must be a JSON object of variant name -> config overrides, got {value!r}.")

@@ -5,15 +5,16 @@
 """MONAI Label adapters: serve and train monai-mine registration bundles from a MONAI Label app.
 
 Without MONAI Label: datastore records to datalists (:mod:`monai_mine.label.datastore`), the infer steps around a
-bundle's preprocessing (:mod:`monai_mine.label.pipeline`) and the app's bundle folders
-(:mod:`monai_mine.label.bundles`). With it (``pip install monailabel``, see README.md):
+bundle's preprocessing (:mod:`monai_mine.label.pipeline`), the app's bundle folders and the loading of their weights
+(:mod:`monai_mine.label.bundles`), and a studies folder from the demo data (:mod:`monai_mine.label.studies`,
+``python -m monai_mine.label.studies <folder>``). With it (``pip install monailabel``, see README.md):
 :class:`monai_mine.label.infer.RegistrationInferTask`, :class:`monai_mine.label.train.RegistrationTrainTask` and the
 sample app ``sample-apps/monai_mine_registration``.
 """
 
 from __future__ import annotations
 
-from monai_mine.label.bundles import prepare_app_bundles
+from monai_mine.label.bundles import BundleWeightsError, load_bundle_network, prepare_app_bundles
 from monai_mine.label.datastore import (
     FINAL_LABEL_TAG,
     FIXED_IMAGE_KEY,
@@ -34,6 +35,7 @@ from monai_mine.label.pipeline import (
 )
 
 __all__ = [
+    "BundleWeightsError",
     "FINAL_LABEL_TAG",
     "FIXED_IMAGE_KEY",
     "OUTPUTS",
@@ -41,6 +43,7 @@ __all__ = [
     "WarpMovingd",
     "bundle_training_overrides",
     "datastore_records",
+    "load_bundle_network",
     "prepare_app_bundles",
     "registration_datalist",
     "registration_post_transforms",

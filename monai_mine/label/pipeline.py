@@ -27,6 +27,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import torch
 from monai.data import MetaTensor
@@ -167,11 +168,20 @@ def write_registration_outputs(
 
 
 def registration_result_json(data: Mapping[Hashable, Any], written: Mapping[str, Path], ddf_key: str = "pred") -> dict:
-    """The JSON part of an infer result: the files written, the DDF's shape and units, and the working grid."""
+    """The JSON part of an infer result: the files written, the DDF's shape and units, and the working grid.
+
+    ``ddf_shape`` is the shape of the DDF as saved, (X, Y, Z, 3) (read from ``written["ddf"]``, or that of
+    ``data[ddf_key]`` with its channels last when no DDF file was written).
+    """
     affine = getattr(data[FIXED_IMAGE], "affine", None)
+    if written.get("ddf") is not None:
+        ddf_shape = list(nib.load(os.fspath(written["ddf"])).shape)
+    else:
+        shape = list(torch.as_tensor(data[ddf_key]).shape)
+        ddf_shape = shape[1:] + shape[:1]
     return {
         **{name: str(path) for name, path in written.items()},
-        "ddf_shape": list(torch.as_tensor(data[ddf_key]).shape),
+        "ddf_shape": [int(size) for size in ddf_shape],
         "ddf_units": "voxels",
         "convention": "warped(x) = moving(x + ddf(x)); channel i displaces array axis i",
         "affine": [] if affine is None else torch.as_tensor(affine).cpu().numpy().round(6).tolist(),

@@ -11,15 +11,21 @@ the pairs named in the images' info), splits them (:func:`monai_mine.label.datas
 ``{"training": [...], "validation": [...]}`` as the bundle's ``datalist``, validating at least once so that
 ``models/model.pt`` is written even when ``max_epochs`` is below the bundle's ``val_interval``
 (:func:`monai_mine.label.datastore.bundle_training_overrides`). The rest (epochs, device, pretrained weights from
-``models/model.pt``, multi-GPU with ``multi_gpu_train.json``) is MONAI Label's. The trained weights land in the
-bundle's ``models/model.pt``, where the infer task reads them. Needs ``monailabel`` (see README.md).
+``models/model.pt``, multi-GPU with ``multi_gpu_train.json``) is MONAI Label's. Pretrained weights (``"pretrained":
+true``, MONAI Label's default) are loaded into the network their model record describes (``models/model_config.json``:
+width, working size, intensity, loss), so a training goes on with the settings the weights were trained with; weights
+that do not fit raise :class:`monai_mine.label.bundles.BundleWeightsError` (shown in the training's log, ``GET
+/train/``) instead of a ``state_dict`` size mismatch. The trained weights land in the bundle's ``models/model.pt``,
+where the infer task reads them. Needs ``monailabel`` (see README.md).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
+from monai_mine.label.bundles import load_bundle_network
 from monai_mine.label.datastore import FINAL_LABEL_TAG, bundle_training_overrides, datastore_records, split_records
 
 try:
@@ -69,4 +75,20 @@ class RegistrationTrainTask(BundleTrainTask):
         max_epochs = overrides[self.const.key_train_trainer_max_epochs()]
         overrides.update(self.overrides)
         overrides.update(bundle_training_overrides(training, validation, max_epochs, val_interval))
+        overrides.update(self._pretrained_record(overrides.get(self.const.key_train_handlers()) or []))
         return overrides
+
+    def _pretrained_record(self, handlers: list) -> dict[str, Any]:
+        """The record's config values of the pretrained weights MONAI Label loads (its ``CheckpointLoader``), after
+        checking that they fit the network they describe; ``{}`` without pretrained weights or record.
+
+        Raises:
+            BundleWeightsError: when the weights do not fit (naming the file, the bundle and what to do).
+        """
+        paths = [
+            h.get("load_path") for h in handlers if isinstance(h, Mapping) and h.get("_target_") == "CheckpointLoader"
+        ]
+        if not paths or not paths[0] or not os.path.isfile(paths[0]):
+            return {}
+        model = load_bundle_network(self.bundle_path, paths[0], [self.bundle_config_path], self.overrides)
+        return dict(model.record.config) if model.record is not None else {}

@@ -35,7 +35,10 @@ def test_each_variant_trains_once_and_is_scored_beside_the_identity(tmp_path):
         content["runs"]["narrow"]["overlays"] == ["configs/augment.json"] and content["runs"]["slow"]["overlays"] == []
     )
     table = (tmp_path / "out" / "tiny.md").read_text()
-    assert '| narrow | `configs/augment.json` | `{"network_channels": 4}` |' in table and (tmp_path / "out" / "tiny.png").is_file()
+    assert (
+        '| narrow | `configs/augment.json` | `{"network_channels": 4}` |' in table
+        and (tmp_path / "out" / "tiny.png").is_file()
+    )
     record = tmp_path / "work" / "narrow" / "entry.json"
     before = record.stat().st_mtime_ns
     again = script.main([*command, "--work_dir", str(tmp_path / "work"), "--out_dir", str(tmp_path / "again")])
@@ -59,3 +62,13 @@ def test_overlays_of_an_undefined_variant_are_refused(tmp_path):
     command = ["--name", "x", "--bundle", "vtn_addd", "--variants", '{"a": {}}', "--variant_overlays", '{"b": ""}']
     with pytest.raises(ValueError, match=r"--variant_overlays names variants that --variants does not define: \['b'\]"):
         _script().main([*command, "--work_dir", str(tmp_path)])
+
+
+def test_variants_are_read_from_json_text_of_any_length_or_from_a_file(tmp_path):
+    variants = {
+        f"variant_{index}": {"loss_terms#0#loss": {"_target_": "monai.losses.GlobalMutualInformationLoss"}}
+        for index in range(4)
+    }  # longer than a file name may be
+    assert _script().parse_variants(json.dumps(variants)) == variants
+    (tmp_path / "variants.json").write_text(json.dumps(variants))
+    assert _script().parse_variants(str(tmp_path / "variants.json")) == variants

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import pytest
 from label_bundle import tiny_bundle, write_case
 
+from monai_mine.data import demo_datalist
+
 CENTRES = {"case_a": (9.0, 9.0, 10.0), "case_b": (11.0, 9.0, 10.0), "case_c": (10.0, 11.0, 9.0)}
 
 
@@ -27,3 +29,9 @@ def studies(tmp_path_factory) -> Path:
     for name, centre in CENTRES.items():
         write_case(folder, name, centre, label=name != "case_c")
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_demo_datalist(tmp_path_factory) -> Path:
+    """A demo dataset of 16^3 volumes with 2 test pairs (the demo_datalist layout, in a folder of its own)."""
+    return demo_datalist("mono", size=16, num_pairs={"test": 2}, cache_dir=tmp_path_factory.mktemp("demo"))

@@ -18,6 +18,8 @@ import torch
 from monai.bundle import ConfigParser
 from monai.transforms import LoadImaged
 
+from monai_mine.bundle.record import ModelRecord, record_config
+from monai_mine.bundle.weights import record_path, save_weights
 from monai_mine.label import registration_post_transforms, registration_pre_transforms
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -49,6 +51,23 @@ def tiny_bundle(folder: Path) -> SimpleNamespace:
     (folder / "models").mkdir()
     torch.save(network.state_dict(), folder / "models" / "model.pt")
     return SimpleNamespace(folder=folder, network=network)
+
+
+def save_bundle_weights(folder: Path, channels: int, record: bool) -> torch.nn.Module:
+    """Weights of the bundle's network built with ``network_channels=channels`` into ``models/model.pt``, with their
+    model record (``models/model_config.json``) when ``record``, else without one (a stale record is removed).
+    Returns the network."""
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    parser["network_channels"] = channels
+    torch.manual_seed(1)
+    network = parser.get_parsed_content("network_def").eval()
+    path = folder / "models" / "model.pt"
+    record_path(path).unlink(missing_ok=True)
+    described = ModelRecord(bundle={"name": "vtn_addd", "version": "test"}, config=record_config(parser))
+    save_weights(network.state_dict(), path, described if record else None)
+    return network
 
 
 def write_case(folder: Path, name: str, centre: tuple[float, float, float], label: bool = True) -> dict[str, Path]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from label_bundle import SIZE, infer
+from monai.data import MetaTensor
 
 from monai_mine.flows import warp
 from monai_mine.label import (
@@ -49,7 +50,7 @@ def test_request_pair_runs_through_bundle_preprocessing_network_and_warp(bundle,
     np.testing.assert_allclose(ddf_file.affine, fixed_affine, atol=1e-5)
     result = registration_result_json(data, written)
     assert result["ddf"] == str(written["ddf"]) and result["warped"] == str(written["warped"])
-    assert result["ddf_shape"] == [3, SIZE, SIZE, SIZE] and result["ddf_units"] == "voxels"
+    assert result["ddf_shape"] == [SIZE, SIZE, SIZE, 3] and result["ddf_units"] == "voxels"
     np.testing.assert_allclose(result["affine"], fixed_affine, atol=1e-5)
 
 
@@ -73,3 +74,17 @@ def test_zero_ddf_warps_to_the_moving_image_itself():
     moving = torch.rand(1, 6, 7, 8)
     data = WarpMovingd()({"pred": torch.zeros(3, 6, 7, 8), "moving_image": moving, "fixed_image": moving})
     assert torch.allclose(data["warped"].as_tensor(), moving, atol=1e-6)
+
+
+def test_result_json_gives_the_shape_of_the_saved_ddf(tmp_path):
+    affine = torch.diag(torch.tensor([2.0, 1.0, 1.5, 1.0]))
+    data = {
+        "pred": MetaTensor(torch.rand(3, 4, 5, 6), affine=affine),
+        "warped": MetaTensor(torch.rand(1, 4, 5, 6), affine=affine),
+        "fixed_image": MetaTensor(torch.rand(1, 4, 5, 6), affine=affine),
+    }
+    written = write_registration_outputs(data, tmp_path)
+    result = registration_result_json(data, written)
+    assert nib.load(written["ddf"]).shape == (4, 5, 6, 3)
+    assert result["ddf_shape"] == [4, 5, 6, 3]  # the file's (X, Y, Z, 3), not the tensor's (3, X, Y, Z)
+    assert registration_result_json(data, {})["ddf_shape"] == [4, 5, 6, 3]  # no file: as it would be saved

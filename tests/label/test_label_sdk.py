@@ -9,24 +9,41 @@ need it."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import tempfile
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from label_bundle import REPOSITORY, SIZE
+from label_bundle import REPOSITORY, SIZE, save_bundle_weights
 from label_bundle import infer as reference_infer
 
 pytest.importorskip("monailabel", reason="needs MONAI Label: see the MONAI Label section of README.md")
 
 from monailabel.datastore.local import LocalDatastore  # noqa: E402
 
+from monai_mine.label import BundleWeightsError  # noqa: E402
 from monai_mine.label.infer import RegistrationInferTask  # noqa: E402
+from monai_mine.label.studies import make_demo_studies  # noqa: E402
 from monai_mine.label.train import RegistrationTrainTask  # noqa: E402
 
 STEP = {"epoch_length": 1, "batch_size": 1, "checkpoint_interval": 1, "cache_rate": 0.0}
 """Bundle overrides of a one-iteration training (the bundle's val_interval stays 5: the task must still validate)."""
+
+
+def result_file_of(result: dict) -> str:
+    """The file a result JSON names for its result_image."""
+    return result[result["result_image"]]
+
+
+def load_app(app_dir):
+    spec = importlib.util.spec_from_file_location("monai_mine_registration_main", app_dir / "main.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+    return main
 
 
 @pytest.fixture
@@ -41,19 +58,22 @@ def test_infer_task_returns_the_warped_image_and_the_ddf(bundle, studies):
     task = RegistrationInferTask(str(bundle.folder), {})
     assert task.is_valid() and task.type == "others" and task.dimension == 3
     request = {"image": str(studies / "case_b.nii.gz"), "fixed_image": str(studies / "case_a.nii.gz"), "device": "cpu"}
-    result_file, result = task(request)
-    assert result_file == result["warped"] and result["ddf_units"] == "voxels"
-    assert result["ddf_shape"] == [3, SIZE, SIZE, SIZE]
-    ddf = nib.load(result["ddf"])
+    warped_file, result = task(request)
+    assert result["result_image"] == "warped" and result_file_of(result) == warped_file
+    assert result["outputs"] == ["ddf", "warped"] and result["ddf_units"] == "voxels"
+    assert result["ddf_shape"] == [SIZE, SIZE, SIZE, 3]
+    ddf_file, result = task({**request, "result_image": "ddf"})
+    assert result["result_image"] == "ddf" and result_file_of(result) == ddf_file and "warped" not in result
+    ddf = nib.load(ddf_file)
     assert ddf.shape == (SIZE, SIZE, SIZE, 3) and ddf.get_data_dtype() == np.float32
-    assert nib.load(result["warped"]).get_data_dtype() == np.float32
+    assert nib.load(warped_file).get_data_dtype() == np.float32
     expected = reference_infer(bundle, request)
     np.testing.assert_allclose(np.moveaxis(ddf.get_fdata(), -1, 0), expected["pred"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(nib.load(result["warped"]).get_fdata(), expected["warped"][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(nib.load(warped_file).get_fdata(), expected["warped"][0].numpy(), atol=1e-5)
     np.testing.assert_allclose(ddf.affine, expected["fixed_image"].affine.numpy(), atol=1e-5)
+    for path in (warped_file, ddf_file):
+        os.remove(path)
 
-    result_file, result = task({**request, "result_image": "ddf"})
-    assert result_file == result["ddf"]
     with pytest.raises(ValueError, match="result_image must be one of"):
         task({**request, "result_image": "label"})
     with pytest.raises(ValueError, match="the infer request has no 'fixed_image'"):
@@ -68,9 +88,10 @@ def test_infer_task_runs_an_exported_torchscript_bundle(bundle, studies, tmp_pat
     torch.jit.save(traced, str(folder / "models" / "model.ts"))
     (folder / "models" / "model.pt").unlink()
     request = {"image": str(studies / "case_c.nii.gz"), "fixed_image": str(studies / "case_a.nii.gz"), "device": "cpu"}
-    _, result = RegistrationInferTask(str(folder), {})(request)
+    ddf_file, _ = RegistrationInferTask(str(folder), {})({**request, "result_image": "ddf"})
     expected = reference_infer(bundle, request)["pred"].numpy()
-    np.testing.assert_allclose(np.moveaxis(nib.load(result["ddf"]).get_fdata(), -1, 0), expected, atol=1e-4)
+    np.testing.assert_allclose(np.moveaxis(nib.load(ddf_file).get_fdata(), -1, 0), expected, atol=1e-4)
+    os.remove(ddf_file)
 
 
 def test_train_task_trains_on_every_image_of_a_local_datastore(bundle, local_studies, tmp_path):
@@ -90,13 +111,117 @@ def test_sample_app_serves_infer_with_a_fixed_image_id(bundle, local_studies, tm
     app_dir = tmp_path / "app"
     shutil.copytree(REPOSITORY / "sample-apps" / "monai_mine_registration", app_dir)
     shutil.copytree(bundle.folder, app_dir / "model" / "vtn_addd")
-    spec = importlib.util.spec_from_file_location("monai_mine_registration_main", app_dir / "main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
-    app = main.MonaiMineRegistrationApp(str(app_dir), str(local_studies), {"models": "vtn_addd"})
+    app = load_app(app_dir).MonaiMineRegistrationApp(str(app_dir), str(local_studies), {"models": "vtn_addd"})
     info = app.info()
     assert "vtn_addd" in info["models"] and "vtn_addd" in info["trainers"]
     response = app.infer({"model": "vtn_addd", "image": "case_b", "fixed_image": "case_a", "device": "cpu"})
     assert response["file"] == response["params"]["warped"] and response["label"] == response["file"]
-    assert nib.load(response["params"]["ddf"]).shape == (SIZE, SIZE, SIZE, 3)
+    assert nib.load(response["file"]).shape == (SIZE, SIZE, SIZE)
+    os.remove(response["file"])
+    request = {"model": "vtn_addd", "image": "case_b", "fixed_image": "case_a", "result_image": "ddf", "device": "cpu"}
+    response = app.infer(request)
+    assert nib.load(response["file"]).shape == (SIZE, SIZE, SIZE, 3) == tuple(response["params"]["ddf_shape"])
+    os.remove(response["file"])
     assert app.datastore().get_labels_by_image_id("case_b") == {"final": "case_b"}  # nothing saved as a label
+
+
+def test_infer_leaves_only_the_returned_file_in_the_temporary_folder(bundle, studies, tmp_path, monkeypatch):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    task = RegistrationInferTask(str(bundle.folder), {})
+    request = {
+        "image": str(studies / "case_b.nii.gz"),
+        "fixed_image": str(studies / "case_a.nii.gz"),
+        "moving_label": str(studies / "labels" / "final" / "case_b.nii.gz"),
+        "result_image": "warped_label",
+        "device": "cpu",
+    }
+    result_file, result = task(request)
+    assert list(temporary.iterdir()) == [temporary / os.path.basename(result_file)]  # no monai_mine_* folder
+    assert result["outputs"] == ["ddf", "warped", "warped_label"] and result["warped_label"] == result_file
+    assert nib.load(result_file).get_data_dtype() == np.int32
+    os.remove(result_file)  # what MONAI Label's infer endpoint does once the file is sent
+    with pytest.raises(ValueError, match="'warped_label' needs a 'moving_label' in the request"):
+        task({key: value for key, value in request.items() if key != "moving_label"})
+    assert list(temporary.iterdir()) == []
+
+
+def test_weights_that_do_not_fit_fail_infer_with_a_clear_error(bundle, studies, tmp_path):
+    folder = tmp_path / "vtn_addd"
+    shutil.copytree(bundle.folder, folder)
+    save_bundle_weights(folder, channels=8, record=False)  # e.g. weights of another training, without their record
+    task = RegistrationInferTask(str(folder), {})
+    request = {"image": str(studies / "case_b.nii.gz"), "fixed_image": str(studies / "case_a.nii.gz"), "device": "cpu"}
+    with pytest.raises(BundleWeightsError, match=r"cannot use the weights .*model\.pt with bundle 'vtn_addd'"):
+        task(request)
+    # the same weights saved with their record: rebuilt with 8 channels, read again since the file changed
+    network = save_bundle_weights(folder, channels=8, record=True)
+    ddf_file, _ = task({**request, "result_image": "ddf"})
+    expected = reference_infer(SimpleNamespace(folder=folder, network=network), request)["pred"].numpy()
+    np.testing.assert_allclose(np.moveaxis(nib.load(ddf_file).get_fdata(), -1, 0), expected, atol=1e-5)
+    os.remove(ddf_file)
+
+
+def test_sample_app_answers_a_failed_infer_with_the_error_text(bundle, local_studies, tmp_path):
+    from fastapi import HTTPException
+
+    app_dir = tmp_path / "app"
+    shutil.copytree(REPOSITORY / "sample-apps" / "monai_mine_registration", app_dir)
+    shutil.copytree(bundle.folder, app_dir / "model" / "vtn_addd")
+    save_bundle_weights(app_dir / "model" / "vtn_addd", channels=8, record=False)
+    app = load_app(app_dir).MonaiMineRegistrationApp(str(app_dir), str(local_studies), {"models": "vtn_addd"})
+    with pytest.raises(HTTPException) as raised:
+        app.infer({"model": "vtn_addd", "image": "case_b", "fixed_image": "case_a", "device": "cpu"})
+    assert raised.value.status_code == 500
+    assert "cannot use the weights" in raised.value.detail and '{"pretrained": false}' in raised.value.detail
+    with pytest.raises(HTTPException) as raised:
+        app.infer({"model": "vtn_addd", "image": "case_b", "device": "cpu"})
+    assert raised.value.status_code == 422 and "the infer request has no 'fixed_image'" in raised.value.detail
+
+
+def test_demo_studies_are_a_local_datastore(small_demo_datalist, tmp_path):
+    studies = tmp_path / "studies"
+    make_demo_studies(studies, pairs=2, datalist=small_demo_datalist)
+    datastore = LocalDatastore(str(studies), extensions=("*.nii.gz",))
+    assert sorted(datastore.list_images()) == ["fixed_000", "fixed_001", "moving_000", "moving_001"]
+    assert datastore.get_labels_by_image_id("moving_000") == {"final": "moving_000"}
+    assert len(datastore.datalist()) == 4
+
+
+def test_train_task_refuses_pretrained_weights_that_do_not_fit_and_follows_their_record(
+    bundle, local_studies, tmp_path
+):
+    folder = tmp_path / "vtn_addd"
+    shutil.copytree(bundle.folder, folder)
+    save_bundle_weights(folder, channels=8, record=False)
+    datastore = LocalDatastore(str(local_studies), extensions=("*.nii.gz",))
+    task = RegistrationTrainTask(str(folder), {}, overrides=STEP)
+    request = {"model": "vtn_addd", "device": "cpu", "max_epochs": 1, "val_split": 0.0, "multi_gpu": False}
+    with pytest.raises(BundleWeightsError, match=r"with bundle 'vtn_addd'.*POST /train/vtn_addd"):
+        task(request, datastore)
+    save_bundle_weights(folder, channels=8, record=True)  # with their record: training goes on with 8 channels
+    handlers = [{"_target_": "CheckpointLoader", "load_path": str(folder / "models" / "model.pt")}]
+    assert task._pretrained_record(handlers)["network_channels"] == 8
+    assert task._pretrained_record([]) == {}
+
+
+def test_sample_app_adds_the_infer_model_of_a_bundle_trained_since_the_start(bundle, local_studies, tmp_path):
+    from fastapi import HTTPException
+
+    app_dir = tmp_path / "app"
+    shutil.copytree(REPOSITORY / "sample-apps" / "monai_mine_registration", app_dir)
+    shutil.copytree(bundle.folder, app_dir / "model" / "vtn_addd")
+    weights = app_dir / "model" / "vtn_addd" / "models" / "model.pt"
+    shutil.move(weights, tmp_path / "model.pt")
+    app = load_app(app_dir).MonaiMineRegistrationApp(str(app_dir), str(local_studies), {"models": "vtn_addd"})
+    assert "vtn_addd" not in app.info()["models"] and "vtn_addd" in app.info()["trainers"]
+    request = {"model": "vtn_addd", "image": "case_b", "fixed_image": "case_a", "device": "cpu"}
+    with pytest.raises(HTTPException) as raised:
+        app.infer(request)
+    assert raised.value.status_code == 400 and "has no weights" in raised.value.detail
+    assert "train it first (POST /train/vtn_addd)" in raised.value.detail
+    shutil.move(tmp_path / "model.pt", weights)  # as a training in the app writes it
+    response = app.infer(request)
+    assert nib.load(response["file"]).shape == (SIZE, SIZE, SIZE) and "vtn_addd" in app.info()["models"]
+    os.remove(response["file"])
