@@ -33,12 +33,15 @@ VARIANT_DIFFERENCES = {
     ("vtn_addd", "vtn_addd_inv"): {
         "train.json": {"bundle_name", "loss_terms#invertibility"},  # VTN-ADDD+inv: the invertibility term
         "inference.json": {"bundle_name"},
-        "metadata.json": {"changelog#0.1.0", "name", "task", "description"},
+        # ... and each its own shipped weights: their release note and measured performance
+        "metadata.json": {"changelog#0.1.0", "changelog#0.1.1", "name", "task", "description"}
+        | {"eval_metrics#mean_dice", "eval_metrics#displacement_error_voxels"},
     },
     ("miregnet", "midiceregnet"): {
         "train.json": {"bundle_name", "loss_terms#4"},  # MIDiceRegNet: the Dice term on the warped labels
         "inference.json": {"bundle_name"},
-        "metadata.json": {"changelog#0.1.0", "name", "task", "description", "label_classes"},  # labels in training
+        # labels in training; each its own demo result
+        "metadata.json": {"changelog#0.1.0", "name", "task", "description", "label_classes", "eval_metrics#mean_dice"},
     },
 }
 
