@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.util
 import json
 import os
@@ -47,8 +48,9 @@ from monai_mine.io import atomic_write_text
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
 def _train_weights():
-    """``benchmarks/train_weights.py`` as a module."""
+    """``benchmarks/train_weights.py`` as a module (loaded once)."""
     spec = importlib.util.spec_from_file_location("train_weights", ROOT / "benchmarks" / "train_weights.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

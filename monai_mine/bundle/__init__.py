@@ -17,7 +17,7 @@ from monai_mine.bundle.loader import (
     load_trained_model,
     read_bundle_config,
 )
-from monai_mine.bundle.paths import announce_bundle_root, bundle_root, shipped_bundle_dir
+from monai_mine.bundle.paths import announce_bundle_root, bundle_root, bundle_weights, shipped_bundle_dir
 from monai_mine.bundle.record import RECORDED_IDS, ModelRecord, record_config
 from monai_mine.bundle.weights import read_weights, record_path, save_weights, weights_record
 
@@ -31,6 +31,7 @@ __all__ = [
     "apply_model_record",
     "apply_weights_record",
     "bundle_root",
+    "bundle_weights",
     "export_bundle",
     "export_onnx",
     "export_program",

@@ -119,7 +119,7 @@ def export_torchscript(
     config (record applied) and its model record as extra files.
 
     The network is traced (``torch.jit.trace`` under ``torch.no_grad()``); traced networks run at any valid size
-    and batch (docs/design.md section 4).
+    and batch (docs/design.md section 3).
 
     Args:
         bundle_dir: the bundle folder.

@@ -27,6 +27,7 @@ from torch import nn
 
 from monai_mine.bundle.context import running_parser
 from monai_mine.bundle.exported import load_exported
+from monai_mine.bundle.paths import bundle_weights
 from monai_mine.bundle.record import ModelRecord, apply_record
 from monai_mine.bundle.weights import describe_state_mismatch, read_weights, weights_record
 from monai_mine.networks.contracts import RegistrationStage
@@ -220,7 +221,7 @@ def load_trained_model(
         raise FileNotFoundError(f"bundle {bundle_dir} does not exist (expected a folder such as bundles/vtn_addd).")
     if model is not None:
         return _exported_model(bundle_dir, Path(model), weights, config_files, overrides, device)
-    path = bundle_dir / "models" / "model.pt" if weights is None else Path(weights)
+    path = bundle_weights(bundle_dir, weights)
     if weights is None and not path.is_file():
         raise FileNotFoundError(
             f"bundle {bundle_dir.name!r} has no trained weights at {path}: train it first (python -m monai.bundle run "

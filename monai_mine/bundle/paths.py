@@ -19,7 +19,7 @@ from pathlib import Path
 
 from monai_mine.bundle.context import running_workflow
 
-__all__ = ["announce_bundle_root", "bundle_root", "shipped_bundle_dir"]
+__all__ = ["announce_bundle_root", "bundle_root", "bundle_weights", "shipped_bundle_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ def announce_bundle_root(root: str | os.PathLike) -> str:
     with ``@bundle_root``, which also fixes ``bundle_root`` while the workflow is on the call stack."""
     logger.info(f"bundle_root: {os.fspath(root)} (models/, eval/ and runs/ are written below it)")
     return os.fspath(root)
+
+
+def bundle_weights(bundle_dir: str | os.PathLike, weights: str | os.PathLike | None = None) -> Path:
+    """``weights``, or by default the bundle's trained weights ``<bundle_dir>/models/model.pt``."""
+    return Path(bundle_dir) / "models" / "model.pt" if weights is None else Path(weights)
 
 
 def shipped_bundle_dir(name: str) -> Path:

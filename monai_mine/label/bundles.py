@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from monai_mine.bundle import TrainedModel, load_trained_model, shipped_bundle_dir
+from monai_mine.bundle import TrainedModel, bundle_weights, load_trained_model, shipped_bundle_dir
 from monai_mine.bundle.weights import file_sha256, record_path
 
 __all__ = [
@@ -226,7 +226,7 @@ def load_bundle_network(
             the message names the weights file, the bundle and what to do.
     """
     bundle_dir = Path(bundle_dir)
-    path = bundle_dir / "models" / "model.pt" if weights is None else Path(weights)
+    path = bundle_weights(bundle_dir, weights)
     try:
         return load_trained_model(bundle_dir, path, config_files, overrides, device)
     except ValueError as error:

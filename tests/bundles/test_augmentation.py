@@ -3,10 +3,13 @@ configs/synthetic_pairs*.json: pairs made from the fixed image with a known answ
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from bundle_workflow import REPOSITORY, config_files
 from monai.bundle import ConfigWorkflow
+from zoo_bundle import SMALL
 
 from monai_mine.data import demo_datalist
 from monai_mine.flows import warp
@@ -16,17 +19,24 @@ SYNTHETIC = REPOSITORY / "configs" / "synthetic_pairs.json"
 SYNTHETIC_CONTRAST = REPOSITORY / "configs" / "synthetic_pairs_contrast.json"
 
 
-def test_training_pairs_are_new_at_every_draw_and_train(bundle_copy):
-    bundle = bundle_copy("vtn_addd")
-    settings = {"image_size": 32, "dataset_dir": str(demo_datalist("mono", size=64).parent), "val_interval": 2}
+def _training(bundle: Path, overlay: Path, flavour: str) -> ConfigWorkflow:
+    """The bundle's quick training on the demo data of ``flavour`` with ``overlay`` merged, on the small grid
+    (:data:`zoo_bundle.SMALL`), validated every 2 epochs; initialised."""
+    dataset_dir = str(demo_datalist(flavour, size=64).parent)
     workflow = ConfigWorkflow(
-        config_file=[*config_files(bundle, "train.json"), str(AUGMENT)],
+        config_file=[*config_files(bundle, "train.json"), str(overlay)],
         logging_file=False,
         workflow_type="train",
         bundle_root=str(bundle),
-        **settings,
+        **{**SMALL[bundle.name], "dataset_dir": dataset_dir, "val_interval": 2},
     )
     workflow.initialize()
+    return workflow
+
+
+def test_training_pairs_are_new_at_every_draw_and_train(bundle_copy):
+    bundle = bundle_copy("vtn_addd")
+    workflow = _training(bundle, AUGMENT, "mono")
     dataset = workflow.parser.get_parsed_content("train#dataset")
     first, second = dataset[0], dataset[0]
     assert torch.equal(first["fixed_image"], second["fixed_image"])
@@ -43,18 +53,7 @@ def test_training_pairs_are_new_at_every_draw_and_train(bundle_copy):
 )
 def test_synthetic_pairs_know_their_answer_and_train_on_it(bundle_copy, name, overlay, flavour):
     bundle = bundle_copy(name)
-    settings = {"image_size": 32, "dataset_dir": str(demo_datalist(flavour, size=64).parent), "val_interval": 2}
-    if name == "midiceregnet":
-        settings.update(affine_epochs=1, deform_epochs=1)
-        settings["network_def#affine_strides"] = [2, 2, 2, 1, 2, 1, 1, 1]  # total stride 16: 2^3 voxels at 32^3
-    workflow = ConfigWorkflow(
-        config_file=[*config_files(bundle, "train.json"), str(overlay)],
-        logging_file=False,
-        workflow_type="train",
-        bundle_root=str(bundle),
-        **settings,
-    )
-    workflow.initialize()
+    workflow = _training(bundle, overlay, flavour)  # configs/quick.json: one epoch per MIDiceRegNet phase
     pair = workflow.parser.get_parsed_content("train#dataset")[0]
     registered = warp(pair["moving_image"][None], pair["target_ddf"][None])[0]
     if flavour == "mono":  # the moving image is the fixed one warped: its answer brings it back

@@ -103,10 +103,7 @@ def _weights(bundle: Path) -> Path:
         return weights
     assert not weights.exists(), f"bundles/{bundle.name} holds weights that shipped_weights.json does not list"
     weights.parent.mkdir(exist_ok=True)
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    torch.save(parser.get_parsed_content(NET_ID).state_dict(), weights)
+    torch.save(_network(bundle).state_dict(), weights)
     return weights
 
 
@@ -135,11 +132,16 @@ def _export(bundle: Path, filepath: Path, **kwargs) -> None:
     )
 
 
-def _eager_network(bundle: Path) -> torch.nn.Module:
+def _network(bundle: Path) -> torch.nn.Module:
+    """The network of the bundle's ``inference.json``, freshly initialised."""
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser["bundle_root"] = str(bundle)
-    network = parser.get_parsed_content(NET_ID)
+    return parser.get_parsed_content(NET_ID)
+
+
+def _eager_network(bundle: Path) -> torch.nn.Module:
+    network = _network(bundle)
     network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
     return network.eval()
 
