@@ -15,7 +15,13 @@ from __future__ import annotations
 from monai_mine.losses.affine_regularization import DeterminantLoss, OrthogonalityLoss
 from monai_mine.losses.displacement import EndPointErrorLoss
 from monai_mine.losses.invertibility import InvertibilityLoss
-from monai_mine.losses.mine import MINELoss, donsker_varadhan_bound, logmeanexp, shuffle_voxels
+from monai_mine.losses.mine import (
+    MINELoss,
+    donsker_varadhan_bound,
+    logmeanexp,
+    shuffle_voxels,
+    standardize_intensities,
+)
 from monai_mine.losses.objective import (
     AffineTerm,
     DisplacementTerm,
@@ -52,5 +58,6 @@ __all__ = [
     "donsker_varadhan_bound",
     "logmeanexp",
     "shuffle_voxels",
+    "standardize_intensities",
     "vtn_loss_terms",
 ]

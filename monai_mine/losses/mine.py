@@ -27,7 +27,7 @@ from torch.nn.modules.loss import _Loss
 from monai_mine.losses._reduction import check_same_shape, reduce_per_sample
 from monai_mine.networks.contracts import JointMarginalCritic
 
-__all__ = ["MINELoss", "donsker_varadhan_bound", "logmeanexp", "shuffle_voxels"]
+__all__ = ["MINELoss", "donsker_varadhan_bound", "logmeanexp", "shuffle_voxels", "standardize_intensities"]
 
 
 def _flat_mask(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | None:
@@ -85,6 +85,30 @@ def donsker_varadhan_bound(
     return _masked_mean(joint_scores, mask) - logmeanexp(marginal_scores, mask)
 
 
+def standardize_intensities(image: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """Each sample's intensities moved to zero mean and unit standard deviation, over all voxels or the mask's.
+
+    Mutual information is unchanged by an invertible map of one image's intensities, so the critic may see
+    standardised images and still bound the same quantity; it learns much faster on them than on [0, 1] images
+    whose background is mostly 0 (see :class:`MINELoss`). A constant image becomes zeros.
+
+    Args:
+        image: Tensor in shape (B, C, X, Y, Z).
+        mask: optional foreground, Tensor in shape (B, 1, X, Y, Z): the statistics come from its voxels only.
+        eps: floor of the standard deviation.
+
+    Returns:
+        Tensor in shape (B, C, X, Y, Z).
+    """
+    flat = image.flatten(2)
+    keep = _flat_mask(mask, image)
+    weight = torch.ones_like(flat[:, :1]) if keep is None else keep[:, None].to(flat.dtype)
+    count = weight.sum(dim=2, keepdim=True)
+    mean = (flat * weight).sum(dim=2, keepdim=True) / count
+    variance = ((flat - mean).square() * weight).sum(dim=2, keepdim=True) / count
+    return ((flat - mean) / variance.sqrt().clamp_min(eps)).reshape(image.shape)
+
+
 def shuffle_voxels(image: torch.Tensor, mask: torch.Tensor | None = None, generator=None) -> torch.Tensor:
     """Randomly permute the voxels of each sample (the same permutation for all channels).
 
@@ -126,6 +150,13 @@ class MINELoss(_Loss):
     bound (``docs/design.md`` section 4). After each call, ``last_bound`` holds the batch mean of the bound (nats,
     detached) for logging.
 
+    With ``standardize`` (the default), both images are standardised per sample (:func:`standardize_intensities`)
+    before the critic sees them: the bound is of the same mutual information, and a critic learns it faster on inputs
+    of unit scale than on [0, 1] images whose voxels are mostly background. Measured at 32^3 on the brain
+    benchmark's T2-like and T1 templates, aligned, the critic alone (learning rate 0.01, 200 steps): 0.95 nats
+    standardised against 0.68 without; trained jointly with an AffineNet the two registered alike
+    (``bundles/miregnet/docs/README.md``, "What makes MINE train").
+
     With ``ema_decay`` set, the gradient of the marginal term is bias-corrected as in MINE: the denominator
     ``mean(exp(T_marginal))`` of its gradient is replaced by an exponential moving average (kept in log space
     in the buffer ``ema_log_denominator``, saved with the state dict). The loss value is unchanged.
@@ -139,6 +170,7 @@ class MINELoss(_Loss):
         self,
         critic: nn.Module | None = None,
         ema_decay: float | None = None,
+        standardize: bool = True,
         reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
         """
@@ -149,6 +181,8 @@ class MINELoss(_Loss):
                 call; any other is called twice.
             ema_decay: decay in (0, 1) of the moving average used for the bias-corrected gradient; ``None``
                 uses the plain (biased) minibatch gradient.
+            standardize: standardise each image per sample before the critic (over the mask's voxels when a mask
+                is given); ``False`` gives the critic the images as they come.
             reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for a (B,) tensor.
 
         Raises:
@@ -168,6 +202,7 @@ class MINELoss(_Loss):
             critic = MINECritic()
         self.critic = critic
         self.ema_decay = ema_decay
+        self.standardize = standardize
         self.register_buffer("ema_log_denominator", torch.tensor(float("nan")))
         self.last_bound: torch.Tensor | None = None
 
@@ -205,6 +240,8 @@ class MINELoss(_Loss):
             ValueError: on mismatched shapes, a mask of the wrong shape or an empty mask.
         """
         check_same_shape(pred, target)
+        if self.standardize:
+            pred, target = standardize_intensities(pred, mask), standardize_intensities(target, mask)
         marginal_target = shuffle_voxels(target, mask)
         if isinstance(self.critic, JointMarginalCritic):  # one call for both (MINECritic: one moving-branch pass)
             joint_scores, marginal_scores = self.critic.joint_and_marginal(pred, target, marginal_target)

@@ -72,7 +72,6 @@ class LossTerm(nn.Module):
 
     needs_labels = False
     needs_reverse = False
-    needs_target = False
 
     def __init__(self, loss: nn.Module, weight: float = 1.0, stage: int = -1, name: str | None = None) -> None:
         """
@@ -185,8 +184,6 @@ class DisplacementTerm(LossTerm):
     is the mean distance between the predicted and the true displacement. Off (absent) in the papers' settings.
     """
 
-    needs_target = True
-
     def value(self, outputs: RegistrationOutputs) -> torch.Tensor:
         if outputs.target_ddf is None:
             raise ValueError(
@@ -229,11 +226,6 @@ class RegistrationObjective(nn.Module):
     def needs_reverse(self) -> bool:
         """Whether a term needs the reverse pass (fixed -> moving)."""
         return any(term.needs_reverse for term in self.terms)
-
-    @property
-    def needs_target(self) -> bool:
-        """Whether a term needs the pairs' known answer (``target_ddf``)."""
-        return any(term.needs_target for term in self.terms)
 
     @property
     def needs_labels(self) -> bool:

@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monai_mine.losses import MINELoss, donsker_varadhan_bound, logmeanexp, shuffle_voxels
+from monai_mine.losses import (
+    MINELoss,
+    donsker_varadhan_bound,
+    logmeanexp,
+    shuffle_voxels,
+    standardize_intensities,
+)
 from monai_mine.networks.mine_critic import MINECritic
 
 RHO = 0.8
@@ -258,6 +264,36 @@ def test_mine_loss_with_mask_ignores_background():
     assert not torch.allclose(loss(changed_moving, changed_fixed), value, atol=1e-3)
 
 
+# ------------------------------------------------------------------------------------ standardised critic inputs
+
+
+def test_standardize_intensities_per_sample_and_within_mask():
+    image = torch.stack([smooth_image(8, seed=1), 3.0 * smooth_image(8, seed=2) + 5.0])[:, 0]
+    out = standardize_intensities(image)
+    assert torch.allclose(out.flatten(1).mean(1), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(out.flatten(1).std(1, unbiased=False), torch.ones(2), atol=1e-4)
+    mask = torch.zeros(2, 1, 8, 8, 8)
+    mask[..., :4, :, :] = 1
+    masked = standardize_intensities(image, mask)
+    inside = masked[mask.expand_as(masked) > 0].reshape(2, -1)
+    assert torch.allclose(inside.mean(1), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(inside.std(1, unbiased=False), torch.ones(2), atol=1e-4)
+    assert torch.equal(standardize_intensities(torch.full((1, 1, 4, 4, 4), 7.0)), torch.zeros(1, 1, 4, 4, 4))
+
+
+def test_standardised_mine_loss_ignores_intensity_scale_and_offset():
+    torch.manual_seed(3)
+    moving, fixed = smooth_image(12, seed=4), smooth_image(12, seed=5)
+    loss = MINELoss(MINECritic())
+    torch.manual_seed(6)
+    value = loss(moving, fixed)
+    torch.manual_seed(6)
+    assert torch.allclose(loss(40.0 * moving - 9.0, 0.01 * fixed + 2.0), value, atol=1e-5)
+    raw = MINELoss(loss.critic, standardize=False)
+    torch.manual_seed(6)
+    assert not torch.allclose(raw(40.0 * moving - 9.0, 0.01 * fixed + 2.0), value, atol=1e-3)
+
+
 def test_mine_loss_mask_errors():
     loss = MINELoss(per_voxel_critic())
     image = torch.rand(2, 1, 6, 6, 6)
@@ -322,7 +358,7 @@ def test_ema_buffer_update_and_corrected_gradient():
     moving = smooth_image(8, seed=18)
     critic = per_voxel_critic()
     decay = 0.9
-    loss = MINELoss(critic, ema_decay=decay)
+    loss = MINELoss(critic, ema_decay=decay, standardize=False)  # the expected values below call the critic directly
     torch.manual_seed(19)
     loss(moving, moving.sqrt())
     first = loss.ema_log_denominator.clone()
