@@ -40,9 +40,10 @@ VARIANT_DIFFERENCES = {
     ("miregnet", "midiceregnet"): {
         "train.json": {"bundle_name", "loss_terms#4"},  # MIDiceRegNet: the Dice term on the warped labels
         "inference.json": {"bundle_name"},
-        # labels in training; MIRegNet's shipped weights (their release note and benchmark result), MIDiceRegNet's demo
-        # result
+        # labels in training; each its own shipped weights (their release notes, MIDiceRegNet's a version later, and
+        # benchmark results)
         "metadata.json": {"changelog#0.1.0", "changelog#0.1.2", "name", "task", "description", "label_classes"}
+        | {"version", "changelog#0.1.3"}
         | {"eval_metrics#mean_dice", "eval_metrics#displacement_error_voxels", "eval_metrics#folding_percent"},
     },
 }

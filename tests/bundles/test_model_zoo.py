@@ -12,9 +12,8 @@ network. The networks export by tracing only, as the metadata's description says
 that the description is revisited when it works. The zoo runs the properties check on the bundle's default data
 (here the demo dataset, generated on first use); these tests point ``dataset_dir`` at a small NIfTI dataset.
 
-A bundle listed in ``benchmarks/results/shipped_weights.json`` must hold its weights; a bundle without trained
-weights that register (the MI bundles, so far) fails the zoo's min mode on the missing ``models/model.pt``, must
-say so in its docs, and its exports are checked with freshly initialised weights.
+Every bundle ships trained weights (``benchmarks/results/shipped_weights.json`` lists the command of each), so the
+zoo's min mode finds ``models/model.pt`` and the exports are checked with the shipped weights.
 """
 
 from __future__ import annotations
@@ -88,22 +87,13 @@ def _meta(bundle: Path) -> dict:
     return json.loads((bundle / "configs" / "metadata.json").read_text())
 
 
-SHIPPED = json.loads((REPOSITORY / "benchmarks" / "results" / "shipped_weights.json").read_text())
-"""The bundles that ship trained weights, each with the command that trained them."""
-
-
 def _weights(bundle: Path) -> Path:
-    """The copy's ``models/model.pt``: the shipped weights, or freshly initialised ones where none are shipped."""
+    """The copy's ``models/model.pt``, the shipped weights."""
     weights = bundle / "models" / "model.pt"
-    if bundle.name in SHIPPED:
-        assert weights.is_file(), (
-            f"bundles/{bundle.name}/models/model.pt is missing although benchmarks/results/shipped_weights.json "
-            "lists it: commit the weights with their model record (models/model_config.json)."
-        )
-        return weights
-    assert not weights.exists(), f"bundles/{bundle.name} holds weights that shipped_weights.json does not list"
-    weights.parent.mkdir(exist_ok=True)
-    torch.save(_network(bundle).state_dict(), weights)
+    assert weights.is_file(), (
+        f"bundles/{bundle.name}/models/model.pt is missing: the zoo's min mode refuses the bundle. Train it with "
+        "benchmarks/train_weights.py and commit the weights with their model record (models/model_config.json)."
+    )
     return weights
 
 
@@ -161,11 +151,7 @@ def fake_dataset(tmp_path_factory) -> Path:
 def test_copy_holds_the_necessary_and_preferred_files(zoo_bundle):
     for relative in ("LICENSE", "configs/metadata.json", "configs/inference.json", "docs/README.md"):
         assert (zoo_bundle / relative).is_file(), f"{zoo_bundle.name} lacks {relative}"
-    if zoo_bundle.name in SHIPPED:
-        _weights(zoo_bundle)
-    else:  # the zoo's min mode refuses it: "necessary file models/model.pt is not existing"
-        assert not (zoo_bundle / "models" / "model.pt").exists()
-        assert "ships no trained weights" in (zoo_bundle / "docs" / "README.md").read_text()
+    _weights(zoo_bundle)
     copied = {path.name for path in zoo_bundle.rglob("*")}
     assert not copied & set(ZOO_EXCLUDED)
 
