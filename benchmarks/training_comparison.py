@@ -12,15 +12,15 @@ validated weights of each variant then register the benchmark's test pairs of th
 (:class:`~monai_mine.benchmark.methods.BundleMethod`, the code of ``monai-mine register``), beside the identity.
 Writes ``<name>.md`` (table and command), ``<name>.json`` (runs, every score) and ``<name>.png`` (validation Dice
 against training minutes) to ``--out_dir``. The MIRegNet similarity table (MINE against MONAI's
-``GlobalMutualInformationLoss`` and correlation, and MINE with the supervised term on synthetic pairs) is::
+``GlobalMutualInformationLoss`` and correlation; ``--variant_overlays`` gives a variant its own overlays, e.g.
+``'{"mine_supervised": "configs/synthetic_pairs_contrast.json"}'``) is::
 
     python benchmarks/training_comparison.py --name miregnet_similarities --bundle miregnet --track multimodal \\
-        --minutes 12 --overlays configs/augment.json --work_dir /tmp/exp --variants '{"mine": {},
+        --minutes 15 --overlays configs/augment.json --work_dir /tmp/exp_sim --variants '{"mine": {},
         "gmi": {"loss_terms#0#loss": {"_target_": "monai.losses.GlobalMutualInformationLoss"},
                 "critic_warmup_iterations": 0},
         "cc": {"loss_terms#0#loss": {"_target_": "monai_mine.losses.CorrelationCoefficientLoss"},
-               "critic_warmup_iterations": 0}, "mine_supervised": {}}' \\
-        --variant_overlays '{"mine_supervised": "configs/synthetic_pairs_contrast.json"}'
+               "critic_warmup_iterations": 0}}'
 """
 
 from __future__ import annotations
