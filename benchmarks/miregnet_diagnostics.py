@@ -22,6 +22,7 @@ critic alone on the aligned template pair, with and without standardised inputs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
@@ -74,8 +75,10 @@ VARIANTS = [
 ]
 
 
+@functools.cache
 def template_images() -> tuple[torch.Tensor, torch.Tensor]:
-    """The T2-like (moving source) and T1 (fixed) templates at 32^3, each (1, X, Y, Z) in [0, 1]."""
+    """The T2-like (moving source) and T1 (fixed) templates at 32^3, each (1, X, Y, Z) in [0, 1]; built once and
+    shared by every variant, which must not modify them."""
     template = build_template(SIZE)
     return torch.from_numpy(template.t2_like)[None].float(), torch.from_numpy(template.t1)[None].float()
 
@@ -203,7 +206,7 @@ def markdown(results: list[dict], critics: list[dict], command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out_dir", default="benchmarks/results")
-    parser.add_argument("--steps", type=int, default=500, help="training steps of each AffineNet variant")
+    parser.add_argument("--steps", type=int, default=500, help="training steps of each variant")
     parser.add_argument("--critic_steps", type=int, default=200)
     parser.add_argument("--variants", default="", help="comma-separated indices into VARIANTS (default: all)")
     args = parser.parse_args(argv)
