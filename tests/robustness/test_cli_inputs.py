@@ -291,18 +291,10 @@ COMMANDS = [
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[command.name for command in COMMANDS])
-def test_command(command, inputs, tiny_bundle, monkeypatch, capsys, tmp_path):
-    if (
-        command.name == "register_checkpoint_of_another_bundle"
-        and not (tiny_bundle.parent / "miregnet_model.pt").exists()
-    ):
-        untrained = tmp_path / "miregnet"  # without the shipped weights, whose record fixes the network's size
-        shutil.copytree(REPOSITORY / "bundles" / "miregnet", untrained, ignore=shutil.ignore_patterns("models"))
-        workflow = make_workflow(untrained, ("inference.json",), "infer", **tiny_settings("miregnet", "infer"))
-        workflow.initialize()
-        torch.save(
-            workflow.parser.get_parsed_content("network_def").state_dict(), tiny_bundle.parent / "miregnet_model.pt"
-        )
+def test_command(command, inputs, tiny_bundle, monkeypatch, capsys, tmp_path, request):
+    if command.name == "register_checkpoint_of_another_bundle":  # the untrained 16^3 MIRegNet of the conftest
+        bundle_dirs = request.getfixturevalue("bundle_dirs")
+        shutil.copyfile(bundle_dirs["miregnet"] / "models" / "model.pt", tiny_bundle.parent / "miregnet_model.pt")
     out = tmp_path / "out"
     before = snapshot(inputs)
     if command.fault is not None:
