@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 
 from monai.data import CacheDataset, Dataset
+from monai.transforms import Compose
 
 from monai_mine.data.datalist import DatalistLike, is_unpaired, load_registration_datalist, load_unpaired_images
 from monai_mine.data.pairing import UnpairedRegistrationDataset
@@ -29,7 +30,11 @@ def registration_dataset(
     """The pairs of one split, checked against the files on disk, ready for a DataLoader.
 
     A paired split (items with ``fixed_image`` and ``moving_image``) becomes a MONAI ``CacheDataset`` (a plain
-    ``Dataset`` when ``cache_rate`` is 0); an unpaired split (a list of images) becomes an
+    ``Dataset`` when ``cache_rate`` is 0) that caches the transforms before the first random one. A ``Compose``
+    nested in ``transform`` (an overlay such as ``configs/augment.json`` wraps the bundle's deterministic
+    preprocessing and appends random augmentation) is flattened first: MONAI counts a nested ``Compose`` as random,
+    so the cache would otherwise hold only the file names and every iteration would read and resample the files
+    again. An unpaired split (a list of images) becomes an
     :class:`UnpairedRegistrationDataset` that draws new random pairs every epoch.
 
     Args:
@@ -46,5 +51,7 @@ def registration_dataset(
         return UnpairedRegistrationDataset(images, transform, pairs_per_epoch=pairs_per_epoch, seed=seed)
     pairs = load_registration_datalist(datalist, split, base_dir)
     if cache_rate > 0:
+        if isinstance(transform, Compose):
+            transform = transform.flatten()
         return CacheDataset(pairs, transform, cache_rate=cache_rate, progress=False)
     return Dataset(pairs, transform)
