@@ -18,14 +18,15 @@ from monai_mine.bundle.loader import (
     read_bundle_config,
 )
 from monai_mine.bundle.paths import announce_bundle_root, bundle_root, bundle_weights, shipped_bundle_dir
-from monai_mine.bundle.record import RECORDED_IDS, ModelRecord, record_config
-from monai_mine.bundle.weights import read_weights, record_path, save_weights, weights_record
+from monai_mine.bundle.record import RECORDED_IDS, ModelRecord, ModelRecordError, record_config
+from monai_mine.bundle.weights import read_weights, rebind_record, record_path, save_weights, weights_record
 
 __all__ = [
     "RECORDED_IDS",
     "ExportedModel",
     "ExportedNetwork",
     "ModelRecord",
+    "ModelRecordError",
     "TrainedModel",
     "announce_bundle_root",
     "apply_model_record",
@@ -40,6 +41,7 @@ __all__ = [
     "load_trained_model",
     "read_bundle_config",
     "read_weights",
+    "rebind_record",
     "record_config",
     "record_path",
     "save_weights",

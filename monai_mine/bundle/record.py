@@ -8,6 +8,10 @@ A record holds the bundle configuration that rebuilds the network and its prepro
 ``image_size``, ``intensity``) and the training loss (``loss_terms``), together with every config id these refer
 to, as raw config (``_target_`` definitions and expressions, macros and relative ids resolved). Applied to a
 bundle's configs as overrides, it rebuilds exactly what was trained, whatever the bundle's defaults are now.
+
+A record is data (:mod:`monai_mine.bundle.record_schema`): :meth:`ModelRecord.from_dict` refuses one that could run
+code or that is not bound to its weights, and :func:`apply_record` refuses an expression the bundle's own configs
+do not hold.
 """
 
 from __future__ import annotations
@@ -21,16 +25,21 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.bundle.reference_resolver import ReferenceResolver
 
-__all__ = ["RECORDED_IDS", "ModelRecord", "apply_record", "record_config"]
+from monai_mine.bundle.record_schema import (
+    RECORD_FORMAT,
+    RUNTIME_IDS,
+    ModelRecordError,
+    check_expressions,
+    check_record_data,
+    record_digest,
+)
+
+__all__ = ["RECORDED_IDS", "ModelRecord", "ModelRecordError", "apply_record", "record_config"]
 
 RECORDED_IDS = ("network_def", "image_size", "intensity", "loss_terms")
 """The config ids a record keeps (with the ids they refer to): network, working grid, intensity normalisation and
 the training loss the weights were trained with."""
 
-RUNTIME_IDS = ("device",)
-"""Ids never recorded: they describe the machine, not the model."""
-
-_FORMAT = "monai-mine model record 1"
 _MISSING = object()
 
 
@@ -44,7 +53,8 @@ class ModelRecord:
             network, its preprocessing and its loss.
         training: a summary of the training data and length (datalist, pairs, iterations, epochs, ...).
         weights_sha256: the SHA-256 of the weights file this record describes (``None`` inside a training
-            checkpoint, which holds its weights itself).
+            checkpoint, which holds its weights itself; in an export, the weights it was exported from). The saved
+            record adds ``record_sha256``, the SHA-256 of its canonical JSON (this hash left out), binding the two.
         source: where the record was read from, for messages (not saved).
     """
 
@@ -59,25 +69,45 @@ class ModelRecord:
         return str(self.bundle.get("name", "unknown"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data (what ``model_config.json`` and a training checkpoint's ``model_record`` hold)."""
-        return {
-            "format": _FORMAT,
+        """Plain JSON data (what ``model_config.json`` and a training checkpoint's ``model_record`` hold), bound by
+        its ``record_sha256``."""
+        data = {
+            "format": RECORD_FORMAT,
             "bundle": dict(self.bundle),
-            "config": self.config,
-            "training": dict(self.training),
+            "config": copy.deepcopy(self.config),
+            "training": copy.deepcopy(self.training),
             "weights_sha256": self.weights_sha256,
         }
+        return {**data, "record_sha256": record_digest(data)}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str) -> ModelRecord:
-        """Read :meth:`to_dict`'s data; ``source`` names the file in errors.
+    def from_dict(cls, data: Any, source: str, require_binding: bool = True) -> ModelRecord:
+        """Read :meth:`to_dict`'s data, from whatever file it came (``source`` names it in errors): the one check
+        of every record read (:func:`~monai_mine.bundle.record_schema.check_record_data`), then its binding.
+
+        Args:
+            data: the record as read.
+            source: its file (and entry), for messages.
+            require_binding: check ``record_sha256``; only re-binding (``rebind_record``) and a resumed training,
+                which records its own configuration, read a record without it.
 
         Raises:
-            ValueError: when ``data`` is not a model record.
+            ModelRecordError: (a ``ValueError``) naming ``source`` and the key when ``data`` is not a model record
+                of plain values, holds something that would run code, was edited after it was saved, or was saved
+                before records were bound (with how to re-bind it).
         """
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT or not isinstance(data.get("config"), dict):
-            found = sorted(data)[:6] if isinstance(data, Mapping) else type(data).__name__
-            raise ValueError(f"{source} is not a monai-mine model record ({_FORMAT!r} with a 'config'); found {found}.")
+        check_record_data(data, source, RECORDED_IDS)
+        if require_binding and data.get("record_sha256") is None:
+            raise ModelRecordError(
+                f"{source} is a model record without record_sha256 (saved before records were bound to their "
+                "weights): check that it holds what you expect, then re-bind it with "
+                "monai_mine.bundle.rebind_record(<its weights or checkpoint file>); for an export, export it again."
+            )
+        if require_binding and data["record_sha256"] != record_digest(data):
+            raise ModelRecordError(
+                f"{source}: the model record was changed after it was saved (record_sha256 differs from its "
+                "content): restore it, or use the weights with the record they were saved with."
+            )
         return cls(
             bundle=dict(data.get("bundle") or {}),
             config=dict(data["config"]),
@@ -176,6 +206,8 @@ def apply_record(
         overrides: the config ids the user set explicitly (``{id: value}`` keys, nested ids allowed).
 
     Raises:
+        ModelRecordError: naming the record's file and the config path of an expression that neither ``parser``
+            nor ``defaults`` holds there (a record chooses values, never code).
         ValueError: when the record is of another bundle, or naming the config id, the value asked for and the
             recorded one.
     """
@@ -186,6 +218,7 @@ def apply_record(
             f"{bundle_name!r}: load them with their own bundle."
         )
     current_config, default_config = _resolved_copy(parser), _resolved_copy(defaults)
+    check_expressions(record.config, record.source, [current_config.get(), default_config.get()])
     chosen = {_top_id(config_id) for config_id in overrides}
     for config_id, recorded in record.config.items():
         current = current_config.get(config_id, _MISSING)

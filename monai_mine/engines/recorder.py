@@ -74,6 +74,7 @@ class ModelRecorder:
         (fine-tuning with another loss is allowed; loading the weights already refuses another network).
 
         Raises:
-            ValueError: when ``state`` is not a model record.
+            ValueError: when ``state`` is not a model record of plain data (its binding is not needed: the record
+                is not applied).
         """
-        ModelRecord.from_dict(state, "the checkpoint's model_record")
+        ModelRecord.from_dict(state, "the checkpoint's model_record", require_binding=False)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from monai.bundle import ConfigParser
 
-from monai_mine.bundle import ModelRecord, record_config
+from monai_mine.bundle import ModelRecord, ModelRecordError, record_config, weights_record
 from monai_mine.bundle.record import apply_record
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 CONFIG = {
     "bundle_name": "toy",
@@ -17,11 +20,11 @@ CONFIG = {
     "depth": 3,
     "unused": 1,
     "image_size": 64,
-    "network_def": {"_target_": "toy.Net", "channels": "$[@width * m for m in (1, 2)]", "depth": "@depth"},
+    "network_def": {"_target_": "monai_mine.networks.build_vtn", "channels": "$[@width * m for m in (1, 2)]", "depth": "@depth"},
     "intensity": {"_target_": "ScaleIntensityd", "keys": "@image_keys"},
     "image_keys": ["moving_image", "fixed_image"],
-    "loss_terms": [{"_target_": "toy.Term", "loss": "@similarity", "device": "@device"}],
-    "similarity": {"_target_": "toy.Similarity"},
+    "loss_terms": [{"_target_": "monai_mine.losses.SimilarityTerm", "loss": "@similarity", "device": "@device"}],
+    "similarity": {"_target_": "monai_mine.losses.CorrelationCoefficientLoss"},
 }
 
 
@@ -89,3 +92,46 @@ def test_weights_of_another_bundle_are_refused():
     record = ModelRecord(bundle={"name": "other"}, config={}, source="model_config.json")
     with pytest.raises(ValueError, match=r"trained with bundle 'other', not 'toy': load them with their own bundle"):
         apply_record(parser(), record, defaults=parser())
+
+
+def _with(config_id: str, value) -> dict:
+    data = trained_record().to_dict()
+    data["config"][config_id] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (_with("width", "%/tmp/other.json#width"), r"config#width is a macro"),
+        (_with("width", "@unused"), r"config#width refers to 'unused', which the record does not hold"),
+        (_with("width", "$@bundle_root + 'x'"), r"config#width refers to 'bundle_root'"),
+        (_with("similarity", {"_target_": "monai_mine.losses.MINELoss", "_mode_": "debug"}),
+         r"config#similarity holds '_mode_'"),
+        (_with("similarity", {"_target_": "builtins.eval", "source": "1"}),
+         r"config#similarity has _target_ 'builtins\.eval', which is not an allowed component"),
+        (_with("bundle_root", "/elsewhere"), r"config#bundle_root is not a recorded id"),
+        (_with("extra", 1), r"config#extra is not a recorded id"),
+        (_with("width", {1: 2}), r"config#width is a dict with a non-string key"),
+        ({**trained_record().to_dict(), "code": "x"}, r"unknown key 'code'"),
+    ],
+)  # fmt: skip
+def test_a_record_that_is_not_plain_data_is_refused_naming_file_and_key(data, message):
+    with pytest.raises(ModelRecordError, match=rf"^model_config\.json: {message}"):
+        ModelRecord.from_dict(data, "model_config.json")
+
+
+def test_an_expression_is_accepted_only_where_the_bundle_holds_it():
+    current = parser()
+    apply_record(current, trained_record(width=16), defaults=parser())  # network_def#channels: the bundle's own
+    assert current["network_def"]["channels"] == CONFIG["network_def"]["channels"]
+    record = trained_record()
+    record.config["network_def"]["channels"] = "$[@width * m for m in (1, 4)]"
+    with pytest.raises(ModelRecordError, match=r"^model_config\.json: network_def#channels is the expression"):
+        apply_record(parser(), record, defaults=parser())
+
+
+def test_the_shipped_records_are_plain_data_bound_to_their_weights():
+    for name in ("vtn_addd", "vtn_addd_inv", "miregnet", "midiceregnet"):
+        weights = REPOSITORY / "bundles" / name / "models" / "model.pt"
+        assert weights_record(weights, None).name == name
