@@ -18,6 +18,13 @@ iterations, wall time, validation Dice and its curve) for the bundle's model car
     python benchmarks/train_weights.py --bundle vtn_addd --track mono --minutes 45
     python benchmarks/train_weights.py --bundle miregnet --track multimodal --minutes 45 \\
         --overlays configs/augment.json,configs/augment_contrast.json
+
+A long training runs in segments: ``--resume`` continues the training saved in ``--work_dir`` (network, optimiser,
+scheduler, best validation value, position) for another ``--minutes``, and the segment's record keeps the one
+before it (``resumed_from``); a segment killed midway resumes from its last epoch::
+
+    python benchmarks/train_weights.py --bundle vtn_addd --track mono --minutes 60 --work_dir runs/vtn --no_install
+    python benchmarks/train_weights.py --bundle vtn_addd --track mono --minutes 60 --work_dir runs/vtn --resume
 """
 
 from __future__ import annotations
@@ -61,8 +68,13 @@ def best_validation_score(models: Path) -> float | None:
     return record["training"].get("validation", {}).get("val_score")
 
 
-def validation_curve(runs: Path) -> list[dict]:
-    """Validation Dice of a run against training iterations and wall time, from its TensorBoard events.
+def event_files(runs: Path) -> set[Path]:
+    """The TensorBoard event files in ``runs`` (each training run, or segment of one, writes its own)."""
+    return set(runs.glob("events.out.tfevents.*"))
+
+
+def validation_curve(files: set[Path]) -> list[dict]:
+    """Validation Dice of a run against training iterations and wall time, from its TensorBoard event files.
 
     Each validation (``val_score``) is placed at the last training iteration logged before it; seconds count from
     the first logged iteration.
@@ -70,7 +82,7 @@ def validation_curve(runs: Path) -> list[dict]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars: dict[str, list] = {}
-    for events in sorted(runs.glob("events.out.tfevents.*")):
+    for events in sorted(files):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         for tag in ("loss", "val_score"):
@@ -90,8 +102,9 @@ def validation_curve(runs: Path) -> list[dict]:
 
 
 def training_stages(run: dict) -> list[dict]:
-    """The runs that made a shipped model, first to last (a run continued from shipped weights follows them)."""
-    earlier = run.get("initialised_from")
+    """The runs that made a shipped model, first to last (a run continued from shipped weights, or resumed from a
+    training checkpoint, follows the run before it)."""
+    earlier = run.get("initialised_from", run.get("resumed_from"))
     return [*training_stages(earlier), run] if isinstance(earlier, dict) else [run]
 
 
@@ -170,6 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overrides", default="{}", help="JSON object of further config overrides")
     parser.add_argument("--init_weights", default=None, help="start from these weights (e.g. the shipped ones)")
     parser.add_argument("--work_dir", default=None, help="data and training outputs (default: a temporary folder)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the training saved in --work_dir (its run/models/checkpoint.pt) for another --minutes",
+    )
     parser.add_argument("--no_install", action="store_true", help="leave the bundle's models/ as it is")
     args = parser.parse_args(argv)
 
@@ -178,7 +196,13 @@ def main(argv: list[str] | None = None) -> None:
     bundle_dir = shipped_bundle_dir(args.bundle)
     if args.init_weights:
         overrides["initialize"] = start_from(bundle_dir, Path(args.init_weights))
+    if args.resume and (args.work_dir is None or args.init_weights):
+        parser.error("--resume continues the training in --work_dir: give --work_dir, and no --init_weights.")
     work = Path(args.work_dir or tempfile.mkdtemp(prefix=f"train_weights_{args.bundle}_"))
+    previous = json.loads((work / "entry.json").read_text()) if args.resume and (work / "entry.json").is_file() else None
+    if args.resume and previous is None:
+        parser.error(f"--resume: {work / 'entry.json'} does not exist; did a segment run in this work folder?")
+    events_before = event_files(work / "run" / "runs")
     start = time.perf_counter()
     template = build_template(args.size)
     datalist = write_training_datalist(
@@ -186,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     data_s = time.perf_counter() - start
     result = train_bundle(
-        bundle_dir, datalist, work / "run", args.minutes, args.seed, args.image_size, overrides=overrides
+        bundle_dir, datalist, work / "run", args.minutes, args.seed, args.image_size, overrides, args.resume
     )
     models = result.checkpoint.parent
     entry = {
@@ -207,11 +231,13 @@ def main(argv: list[str] | None = None) -> None:
         "training_s": round(result.seconds, 1),
         "data_s": round(data_s, 1),
         "best_validation_dice": best_validation_score(models),
-        "validation_curve": validation_curve(work / "run" / "runs"),
+        "validation_curve": validation_curve(event_files(work / "run" / "runs") - events_before),
         "weights_mb": round((models / "model.pt").stat().st_size / 1e6, 2),
     }
     if args.init_weights:
         entry["initialised_from"] = earlier_run(Path(args.init_weights)) or args.init_weights
+    if previous is not None:
+        entry["resumed_from"] = previous
     print(json.dumps(entry, indent=1))
     atomic_write_text(work / "entry.json", json.dumps(entry, indent=1) + "\n")  # the run's record beside its outputs
     if args.no_install:

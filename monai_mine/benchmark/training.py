@@ -191,8 +191,9 @@ class TrainingResult:
 
     Attributes:
         checkpoint: ``models/model.pt`` (network weights, best validation epoch).
-        epochs: epochs run (per phase for a phased bundle; the last epoch of each may be cut short).
-        iterations: training iterations run in all.
+        epochs: epochs run since the first segment (per phase for a phased bundle; the last epoch of each may be
+            cut short).
+        iterations: training iterations run by this call.
         seconds: wall time of the training run (data caching excluded).
     """
 
@@ -210,8 +211,13 @@ def train_bundle(
     seed: int = 0,
     image_size: int = 64,
     overrides: Mapping[str, object] | None = None,
+    resume: bool = False,
 ) -> TrainingResult:
     """Train a bundle on a datalist for a wall-clock budget with its own ``configs/train.json``.
+
+    The full training state (network, optimiser, scheduler, best validation value, trainer position) is saved to
+    ``out_dir/models/checkpoint.pt`` at every epoch's end and at the end; ``resume`` continues from it for another
+    budget (a segment of a longer training, or a run that was killed).
 
     Args:
         bundle_dir: the bundle's folder, e.g. ``bundles/vtn_addd``.
@@ -223,12 +229,14 @@ def train_bundle(
         image_size: the working grid edge (the bundles' default is 64).
         overrides: further config overrides (ids to values, e.g. an overlay's content such as
             ``configs/augment.json``); the data, folders, seed and length above take precedence.
+        resume: continue the training saved in ``out_dir/models/checkpoint.pt``.
 
     Returns:
-        the :class:`TrainingResult`.
+        the :class:`TrainingResult` of this call (a resumed training counts only the iterations it adds).
 
     Raises:
-        FileNotFoundError: when the bundle's configs or the datalist do not exist.
+        FileNotFoundError: when the bundle's configs or the datalist do not exist, or ``resume`` finds no
+            checkpoint.
     """
     from monai.bundle import ConfigWorkflow
 
@@ -237,6 +245,9 @@ def train_bundle(
     for path in (config, Path(datalist)):
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist.")
+    checkpoint = out_dir / "models" / "checkpoint.pt"
+    if resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"cannot resume: no training checkpoint at {checkpoint}.")
     overrides = {
         **(overrides or {}),
         "datalist": os.fspath(Path(datalist).resolve()),
@@ -247,6 +258,7 @@ def train_bundle(
         "image_size": int(image_size),
         "val_interval": 1,
         "checkpoint_interval": _OPEN_ENDED_EPOCHS,
+        "resume": bool(resume),
     }
     phased = "stage_schedule" in json.loads(config.read_text())
     if phased:
@@ -261,12 +273,13 @@ def train_bundle(
         bundle_root=os.fspath(bundle_dir),
         **overrides,
     )
-    workflow.initialize()
+    workflow.initialize()  # loads the checkpoint when resuming
+    resumed_at = int(workflow.trainer.state.iteration)
     schedule = workflow.parser.get_parsed_content("stage_schedule") if phased else None
     budget = TimeBudget(60.0 * float(minutes), schedule)
     budget.attach(workflow.trainer)
     workflow.run()
     workflow.finalize()
     epochs = [phase["epochs"] for phase in schedule.phases] if schedule else [workflow.trainer.state.epoch]
-    iterations = int(workflow.trainer.state.iteration)
+    iterations = int(workflow.trainer.state.iteration) - resumed_at
     return TrainingResult(out_dir / "models" / "model.pt", epochs, iterations, budget.elapsed)

@@ -112,8 +112,13 @@ class StageSchedule:
         self.cascade.set_active_stages(None)
         self.cascade.requires_grad_(True)
 
-    def state_dict(self) -> dict[str, int]:
-        return {"current_phase": self.current_phase}
+    def state_dict(self) -> dict[str, int | list[int]]:
+        """The current phase and every phase's epochs (a time budget may have cut them short)."""
+        return {"current_phase": self.current_phase, "epochs": [phase["epochs"] for phase in self.phases]}
 
-    def load_state_dict(self, state: Mapping[str, int]) -> None:
+    def load_state_dict(self, state: Mapping[str, int | list[int]]) -> None:
+        """Continue a saved schedule; checkpoints written before the phases' epochs were saved keep the configured
+        ones."""
         self.current_phase = int(state["current_phase"])
+        for phase, epochs in zip(self.phases, state.get("epochs", [])):
+            phase["epochs"] = int(epochs)

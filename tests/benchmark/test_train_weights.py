@@ -58,3 +58,23 @@ def test_tiny_run_installs_weights_and_records_the_run(tmp_path, monkeypatch):
     third = json.loads((tmp_path / "third" / "entry.json").read_text())
     assert third["initialised_from"] == first  # found through the work folder's entry.json
     assert json.loads((tmp_path / "shipped_weights.json").read_text())["vtn_addd"] == second  # nothing installed
+
+
+@pytest.mark.slow
+def test_a_resumed_segment_continues_the_checkpoint_and_keeps_the_segment_before(tmp_path, monkeypatch):
+    script = _script()
+    monkeypatch.setattr(script, "RESULTS", tmp_path / "shipped_weights.json")
+    common = ["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "run"), *TINY, "--no_install"]
+    common += ["--overrides", json.dumps({"network_channels": 4})]
+    script.main(common)
+    first = json.loads((tmp_path / "run" / "entry.json").read_text())
+    checkpoint = read_weights(tmp_path / "run" / "run" / "models" / "checkpoint.pt")
+    script.main([*common, "--resume"])
+    second = json.loads((tmp_path / "run" / "entry.json").read_text())
+    assert second["resumed_from"] == first and second["command"].endswith("--resume")
+    assert second["iterations"] >= 1 and second["validation_curve"]  # this segment's own iterations and curve
+    resumed = read_weights(tmp_path / "run" / "run" / "models" / "checkpoint.pt")
+    assert resumed["trainer"]["iteration"] == checkpoint["trainer"]["iteration"] + second["iterations"]
+    assert [stage["command"] for stage in script.training_stages(second)] == [first["command"], second["command"]]
+    with pytest.raises(SystemExit):  # nothing to resume in a new folder
+        script.main(["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "new"), *TINY, "--resume"])

@@ -163,8 +163,16 @@ def test_state_dict_round_trip(tiny_miregnet):
     schedule.apply(1)
     restored = StageSchedule(network, TWO_PHASES)
     assert restored.current_phase == -1
+    schedule.phases[1]["epochs"] = 7  # a time budget ended the phase after 7 epochs
     restored.load_state_dict(schedule.state_dict())
     assert restored.current_phase == 1
+    assert [phase["epochs"] for phase in restored.phases] == [phase["epochs"] for phase in TWO_PHASES[:1]] + [7]
+
+
+def test_a_checkpoint_without_phase_epochs_keeps_the_configured_ones(tiny_miregnet):
+    restored = StageSchedule(tiny_miregnet(), TWO_PHASES)
+    restored.load_state_dict({"current_phase": 1})
+    assert [phase["epochs"] for phase in restored.phases] == [phase["epochs"] for phase in TWO_PHASES]
 
 
 def test_a_trainer_whose_max_epochs_differs_from_the_schedule_raises(tiny_miregnet, random_pairs):
