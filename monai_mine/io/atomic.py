@@ -12,8 +12,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from monai_mine.io.lock import output_lock
 
 __all__ = ["atomic_folder", "atomic_output", "atomic_write_text"]
 
@@ -72,13 +74,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[str], bool]) -> None:
-    """Refuse to replace a non-empty folder without ``overwrite``, or one holding files ``replaceable`` rejects."""
+def _check_parents(path: Path) -> None:
+    """Refuse a folder path that is, or lies below, a file."""
     for folder in (path, *path.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise OSError(errno.ENOTDIR, f"cannot write the folder {path}: {folder} is a file, not a folder")
             break
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove the hidden ``.<name>.partial-*`` and ``.<name>.earlier-*`` folders that killed runs left beside
+    ``path`` (called with ``path``'s lock held, so no live run is writing them)."""
+    for pattern in (f".{path.name}.partial-*", f".{path.name}.earlier-*"):
+        for stale in path.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[str], bool]) -> None:
+    """Refuse to replace a non-empty folder without ``overwrite``, or one holding files ``replaceable`` rejects."""
     entries = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
     if not entries:
         return
@@ -106,16 +120,33 @@ def atomic_folder(
     ``path`` must not exist, be empty, or (with ``overwrite``) hold only files whose names ``replaceable``
     accepts: the earlier folder is then replaced as a whole once the new one is complete. On failure the temporary
     folder is removed; a killed process leaves at most a hidden ``.<name>.partial-*`` folder beside ``path``, never
-    a mix of two runs in ``path``.
+    a mix of two runs in ``path``, and the next run to ``path`` removes it. One run at a time writes ``path``
+    (:func:`~monai_mine.io.lock.output_lock`, held for the whole block).
 
     Raises:
-        OSError: naming ``path``: a folder of earlier results without ``overwrite``, files ``replaceable`` rejects,
-            a file where the folder should be, or a folder that cannot be created or written.
+        OSError: naming ``path``: another live run writing it (``EBUSY``), a folder of earlier results without
+            ``overwrite``, files ``replaceable`` rejects, a file where the folder should be, or a folder that
+            cannot be created or written.
     """
     path = Path(path)
-    _check_replaceable(path, overwrite, replaceable)
+    _check_parents(path)
+    with ExitStack() as stack:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(output_lock(path))
+        except OSError as error:
+            if error.errno in (None, errno.EBUSY):
+                raise
+            raise _naming(error, f"cannot write {path} (in folder {path.parent})") from error
+        _remove_stale(path)
+        _check_replaceable(path, overwrite, replaceable)
+        yield stack.enter_context(_staged_folder(path))
+
+
+@contextmanager
+def _staged_folder(path: Path) -> Iterator[Path]:
+    """The temporary folder of :func:`atomic_folder`, renamed to ``path`` on success and removed on failure."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.partial-"))
     except OSError as error:
         if error.errno is None:
