@@ -15,22 +15,40 @@ import torch
 from monai_mine.flows import check_ddf, jacobian_determinant
 from monai_mine.metrics._checks import as_mask, plain_tensor
 
-__all__ = ["jacobian_statistics", "JACOBIAN_EPS"]
+__all__ = ["JACOBIAN_EPS", "STATISTICS", "determinant_statistics", "jacobian_statistics"]
+
+STATISTICS = ("folding_percent", "sdlogj", "sdlogj_l2r", "min_det", "max_det")
+"""The keys of :func:`jacobian_statistics`, in order."""
 
 JACOBIAN_EPS = 1e-9
 """Determinants (or ``det + 3`` for the Learn2Reg variant) are clipped to this value before the log."""
 
 
-def _masked_std(values: torch.Tensor, weights: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """Population standard deviation (ddof 0) of ``values`` (B, N) over the voxels where ``weights`` is 1.
+def _std(values: torch.Tensor) -> torch.Tensor:
+    """Population standard deviation (ddof 0) of a 1D Tensor, modified in place: the values are first shifted by the
+    first one, so that a constant field gives exactly 0."""
+    return values.sub_(values[0].clone()).std(correction=0)
 
-    Values are first shifted by one of the kept values of each sample, so that a constant field gives exactly 0.
+
+def determinant_statistics(det: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The statistics of :func:`jacobian_statistics` from a determinant map (B, 1, X, Y, Z) computed already.
+
+    Sample by sample, with one temporary the size of a sample's voxels: fit for volumes of 10^8 voxels.
+
+    Raises:
+        ValueError: when ``mask`` is not (B, 1, X, Y, Z) with the shape of ``det``.
     """
-    reference = values.gather(1, weights.argmax(dim=1, keepdim=True))  # first kept voxel of each sample
-    shifted = torch.where(weights > 0, values - reference, torch.zeros_like(values))  # ignore values outside
-    mean = (shifted * weights).sum(dim=1, keepdim=True) / count[:, None]
-    variance = ((shifted - mean).square() * weights).sum(dim=1) / count
-    return variance.sqrt()
+    keep = as_mask(mask, tuple(det.shape))
+    stats = {name: det.new_full((det.shape[0],), float("nan")) for name in STATISTICS}
+    for index in range(det.shape[0]):
+        values = det[index].flatten() if keep is None else det[index][keep[index]]
+        if not values.numel():
+            continue  # an empty mask: every statistic NaN
+        stats["folding_percent"][index] = 100.0 * (values <= 0).sum().to(det.dtype) / values.numel()
+        stats["min_det"][index], stats["max_det"][index] = values.min(), values.max()
+        stats["sdlogj"][index] = _std(values.clamp_min(JACOBIAN_EPS).log_())
+        stats["sdlogj_l2r"][index] = _std((values + 3.0).clamp_min_(JACOBIAN_EPS).log_())
+    return stats
 
 
 def jacobian_statistics(ddf: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -62,23 +80,4 @@ def jacobian_statistics(ddf: torch.Tensor, mask: torch.Tensor | None = None) -> 
     ddf = plain_tensor(ddf)
     if not ddf.is_floating_point():
         ddf = ddf.float()
-    det = jacobian_determinant(ddf).flatten(1)  # (B, N)
-    keep = as_mask(mask, (ddf.shape[0], 1, *ddf.shape[2:]))
-    weights = torch.ones_like(det) if keep is None else keep.flatten(1).to(det.dtype)
-    count = weights.sum(dim=1)  # 0 for an empty mask: every statistic below becomes NaN
-    inside = weights > 0
-    nan = torch.full_like(count, float("nan"))
-
-    folding = 100.0 * ((det <= 0) & inside).sum(dim=1).to(det.dtype) / count
-    log_det = torch.log(det.clamp_min(JACOBIAN_EPS))
-    log_det_l2r = torch.log((det + 3.0).clamp_min(JACOBIAN_EPS))
-    min_det = torch.where(inside, det, torch.full_like(det, float("inf"))).amin(dim=1)
-    max_det = torch.where(inside, det, torch.full_like(det, float("-inf"))).amax(dim=1)
-    empty = count == 0
-    return {
-        "folding_percent": folding,
-        "sdlogj": _masked_std(log_det, weights, count),
-        "sdlogj_l2r": _masked_std(log_det_l2r, weights, count),
-        "min_det": torch.where(empty, nan, min_det),
-        "max_det": torch.where(empty, nan, max_det),
-    }
+    return determinant_statistics(jacobian_determinant(ddf), mask)

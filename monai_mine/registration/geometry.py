@@ -30,11 +30,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from monai_mine.flows import jacobian_determinant
+
 __all__ = [
     "Grid",
     "box_overlap",
     "closest_ras_grid",
     "ddf_to_grid",
+    "jacobian_map",
     "physical_displacement",
     "resample_to_grid",
     "sample_points",
@@ -270,6 +273,31 @@ def warp_to_grid(
         points = _voxel_points(ddf_grid.shape, rows, image.device) + ddf[:, rows].to(torch.float64).movedim(0, -1)
         out[:, rows] = sample_points(source, _apply(index_map, points), mode, padding_mode)
     return out if image.is_floating_point() else out.round().to(image.dtype)
+
+
+def jacobian_map(ddf: torch.Tensor) -> torch.Tensor:
+    """The Jacobian determinant of ``x + ddf(x)`` (:func:`monai_mine.flows.jacobian_determinant`), slab by slab.
+
+    Each slab is computed with one row of its neighbours on either side, so the result equals the whole-volume
+    computation, while the temporaries (nine derivative maps) stay the size of a slab, not of the volume.
+
+    Args:
+        ddf: Tensor in shape (3, X, Y, Z), in voxels, each spatial size at least 2.
+
+    Returns:
+        Tensor in shape (1, X, Y, Z), float32.
+    """
+    if ddf.ndim != 4 or ddf.shape[0] != 3:
+        raise ValueError(f"ddf must be (3, X, Y, Z), got shape {tuple(ddf.shape)}.")
+    out = torch.empty((1, *ddf.shape[1:]), dtype=torch.float32, device=ddf.device)
+    size = ddf.shape[1]
+    for rows in _slabs(ddf.shape[1:]):
+        low, high = max(rows.start - 1, 0), min(rows.stop + 1, size)
+        if high - low < 2:  # a last slab of one row: widen it to have a neighbour
+            low = max(high - 2, 0)
+        determinant = jacobian_determinant(ddf[None, :, low:high].float())[0]
+        out[:, rows] = determinant[:, rows.start - low : rows.stop - low]
+    return out
 
 
 def physical_displacement(ddf: torch.Tensor, grid: Grid) -> torch.Tensor:

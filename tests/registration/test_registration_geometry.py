@@ -8,7 +8,7 @@ import torch
 from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Orientation, Resize
 from registration_cases import grid_affine, two_blobs, world_points, write_nifti
 
-from monai_mine.flows import warp
+from monai_mine.flows import jacobian_determinant, warp
 from monai_mine.registration import (
     Grid,
     closest_ras_grid,
@@ -144,3 +144,12 @@ def test_grid_rejects_bad_geometry():
         Grid((4, 4, 4), np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="at least 2 voxels"):
         working_grid(Grid((4, 4, 4), np.eye(4)), 1)
+
+
+def test_jacobian_map_slab_by_slab_equals_the_whole_volume(monkeypatch):
+    """Slabs of one, two and several rows (a last slab of one row too) give the whole-volume determinant exactly."""
+    ddf = torch.randn(3, 7, 5, 4, generator=torch.Generator().manual_seed(0))
+    whole = jacobian_determinant(ddf[None])[0]
+    for rows in (1, 2, 3):
+        monkeypatch.setattr(geometry, "SLAB_VOXELS", rows * 5 * 4)
+        assert torch.equal(geometry.jacobian_map(ddf), whole)
