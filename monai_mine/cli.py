@@ -161,6 +161,31 @@ def _user_errors(command: str) -> Iterator[None]:
         yield
     except (OSError, ValueError, FloatingPointError) as error:
         raise SystemExit(f"monai-mine {command}: error: {error}") from error
+    except MemoryError as error:  # numpy's carries no message; ours name the input and the way out
+        raise SystemExit(f"monai-mine {command}: error: {error or 'out of memory'}") from error
+
+
+def _show_progress() -> None:
+    """Print the registration's progress lines (INFO records of ``monai_mine.registration``) on stderr."""
+    import logging
+
+    progress = logging.getLogger("monai_mine.registration")
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+
+
+def _stop_on_sigterm() -> None:
+    """End on SIGTERM as on Ctrl-C, through Python's exception handling, so that the output lock is released and
+    partial outputs are removed (SIGKILL cannot be caught: the next run to that output cleans up after it)."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(f"monai-mine: stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _paths(value: str | Sequence[str] | None) -> list[str]:
@@ -222,7 +247,7 @@ def register(
     out: str,
     checkpoint: str | None = None,
     moving_label: str | Sequence[str] | None = None,
-    instance_optimization: int = 0,
+    instance_optimization: int | str = 0,
     device: str = "cpu",
     assume_affine: bool = False,
     overwrite: bool = False,
@@ -245,7 +270,7 @@ def register(
         moving_label: a label map of the moving image; repeat the flag (or pass "[a.nii.gz,b.nii.gz]") for more.
         instance_optimization: refine the DDF on the pair with this many Adam steps on each level (a grid of 32,
             then 64 voxels along the fixed image's longest axis; the bundle's instance_optimizer: local correlation
-            + diffusion).
+            + diffusion): a whole number from 0 to 10000; progress is printed every 100 steps.
         device: "cpu" or "cuda".
         assume_affine: accept NIfTI files whose qform and sform codes are both 0 (nibabel's fallback affine).
         overwrite: replace an output folder that holds an earlier registration's results, as a whole.
@@ -258,6 +283,7 @@ def register(
     """
     from monai_mine.registration import register_files
 
+    _show_progress()
     with _user_errors("register"):
         report = register_files(
             str(fixed),
@@ -266,7 +292,7 @@ def register(
             str(out),
             None if checkpoint is None else str(checkpoint),
             _paths(moving_label),
-            int(instance_optimization),
+            instance_optimization,
             device,
             assume_affine=bool(assume_affine),
             overwrite=bool(overwrite),
@@ -447,6 +473,7 @@ def main() -> None:
         "jacobian": jacobian,
     }
     name = sys.argv[1] if len(sys.argv) > 1 else ""
+    _stop_on_sigterm()
     if name == "bench-speed":  # argparse options, passed through untouched
         bench_speed(sys.argv[2:])
         return

@@ -87,15 +87,19 @@ def read_weights(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a bad file; all mean the same to the user
-        if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error):
-            # torch's message suggests weights_only=False: never do that for a file of unknown origin
-            refused = re.search(r"(?:unsupported|Unsupported) (?:global: )?GLOBAL \S+", str(error))
-            raise ValueError(
-                f"cannot read {what} {path}: it holds Python objects that would run code when loaded "
-                f"({refused.group(0) if refused else 'not tensors and plain data'}); refused: expected a file of "
-                "tensors and plain data (a state dict or a monai-mine checkpoint)."
-            ) from error
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        text = str(error)
+        reason = (text.strip().splitlines() or [type(error).__name__])[0][:200]
+        if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text:
+            # torch's message suggests weights_only=False: never quote that for a file of unknown origin
+            refused = re.search(r"GLOBAL \S+", text)
+            if refused:
+                raise ValueError(
+                    f"cannot read {what} {path}: it holds Python objects that would run code when loaded "
+                    f"({refused.group(0)}); refused: expected a file of tensors and plain data (a state dict or a "
+                    "monai-mine checkpoint)."
+                ) from error
+            detail = re.search(r"Unsupported [^\n.]*", text)
+            reason = detail.group(0).strip() if detail else "not tensors and plain data"
         raise ValueError(
             f"cannot read {what} {path}: not a complete PyTorch file (truncated or corrupt?) holding only tensors and "
             f"plain data ({reason})."

@@ -54,13 +54,29 @@ def _state_dict(obj: Any) -> Any:
     return unwrap_network(obj).state_dict() if isinstance(obj, torch.nn.Module) else obj.state_dict()
 
 
+def _resume_to(engine: Engine, max_epochs: int, path: Path) -> None:
+    """Train a resumed engine to this run's ``max_epochs`` rather than the saved run's.
+
+    Raises:
+        ValueError: naming the checkpoint when ``max_epochs`` is fewer than the epochs it has trained.
+    """
+    done = engine.state.epoch
+    if max_epochs < done:
+        raise ValueError(
+            f"cannot resume from {path} with max_epochs {max_epochs}: it has trained {done} epoch(s) already; expected "
+            f"max_epochs >= {done} (or train afresh without resume)."
+        )
+    engine.state.max_epochs = max_epochs
+
+
 class ResumableCheckpoint:
     """Saves everything a training needs to continue (network, critic, optimiser, scheduler, trainer, ...) to one
     fixed file, and with ``resume=True`` loads it when attached, so the trainer continues from the saved iteration.
 
     The file is rewritten atomically every ``save_interval`` iterations, at every epoch's end and at completion;
     a killed run therefore loses at most ``save_interval`` iterations and never corrupts the checkpoint. A resumed
-    run keeps its own ``max_epochs`` when that is larger (to train for longer). Resumed within an epoch, it
+    run trains to its own ``max_epochs`` (longer or shorter than the saved run's); fewer than the epochs already
+    trained is refused. Resumed within an epoch, it
     continues the iteration count, but Ignite restarts the data loader at the epoch's first batch, so the rest
     of that epoch sees a new draw of pairs (the same pairs again without shuffling).
     """
@@ -98,7 +114,8 @@ class ResumableCheckpoint:
 
         Raises:
             FileNotFoundError: when there is no checkpoint to resume from.
-            ValueError: naming the file when it cannot be read (only tensors and plain data are read from it).
+            ValueError: naming the file when it cannot be read (only tensors and plain data are read from it), or
+                when this run's ``max_epochs`` is fewer than the epochs it has trained already.
             RuntimeError: naming the file when an object does not fit its entry.
             KeyError: when the checkpoint lacks an object (e.g. it was written by another bundle).
         """
@@ -118,8 +135,8 @@ class ResumableCheckpoint:
                     difference = describe_state_mismatch(unwrap_network(obj).state_dict(), checkpoint[name])
                     detail = f"it does not fit this bundle's network ({difference}); another bundle or other settings?"
                 raise RuntimeError(f"checkpoint {self.save_path}: cannot load {name!r}: {detail}") from error
-            if max_epochs is not None and max_epochs > obj.state.max_epochs:
-                obj.state.max_epochs = max_epochs  # a resumed run may be asked to train for longer
+            if max_epochs is not None:
+                _resume_to(obj, max_epochs, self.save_path)
         trainer_state = checkpoint.get("trainer")
         if trainer_state is not None:
             logger.info(f"resumed from {self.save_path} at iteration {trainer_state.get('iteration')}")

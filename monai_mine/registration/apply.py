@@ -16,8 +16,14 @@ from monai_mine.flows import jacobian_determinant
 from monai_mine.metrics import jacobian_statistics
 from monai_mine.registration.geometry import warp_to_grid
 from monai_mine.registration.io import load_ddf, load_volume, save_volume
+from monai_mine.registration.resources import check_device
 
 __all__ = ["JacobianReport", "WarpReport", "jacobian_file", "warp_file"]
+
+
+def _real(path: str | os.PathLike) -> str:
+    """The path with symbolic links followed (as far as they lead: a loop is left for the reader to name)."""
+    return os.path.realpath(path)
 
 
 @dataclass
@@ -64,8 +70,9 @@ def warp_file(
         ValueError: naming the file for unreadable or non-3D inputs, or when the input and the DDF's grid do not
             overlap in world space.
     """
-    if Path(out).resolve() in {Path(image).resolve(), Path(ddf).resolve()}:
+    if _real(out) in {_real(image), _real(ddf)}:
         raise ValueError(f"output {out} would overwrite an input file: choose another --out.")
+    device = check_device(device)
     field, grid_volume = load_ddf(ddf)
     volume = load_volume(image, "label map" if label else "image", label=bool(label))
     field = field.to(device)
@@ -127,8 +134,9 @@ def jacobian_file(ddf: str | os.PathLike, out: str | os.PathLike, device: str | 
         FileNotFoundError: naming a missing DDF file.
         ValueError: naming the file when it is not a readable 3D displacement field.
     """
-    if Path(out).resolve() == Path(ddf).resolve():
+    if _real(out) == _real(ddf):
         raise ValueError(f"output {out} would overwrite the DDF file: choose another --out.")
+    device = check_device(device)
     field, grid_volume = load_ddf(ddf)
     batch = field.to(device)[None]
     path = save_volume(jacobian_determinant(batch)[0], out, grid_volume)

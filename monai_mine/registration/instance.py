@@ -26,6 +26,7 @@ field at every level, so one weight serves all levels.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,11 @@ __all__ = [
     "InstanceOptimizer",
     "similarity_loss",
 ]
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 100
+"""Adam steps between two progress lines (logged at INFO: level, step and objective)."""
 
 SIMILARITIES = ("local_correlation", "correlation", "mutual_information")
 """Similarities by name: :class:`~monai_mine.losses.LocalCorrelationLoss` (box window ``kernel_size``),
@@ -267,6 +273,9 @@ class InstanceOptimizer:
                 last = float(loss.detach())
                 if step == steps:  # the last evaluation only measures
                     break
+                if step and step % PROGRESS_EVERY == 0:
+                    grid = "x".join(map(str, moving.shape[2:]))
+                    logger.info(f"instance optimisation, {grid} grid: step {step} of {steps}, objective {last:.5f}")
                 scaled.backward()
                 optimizer.step()
         return self._correction(parameter.detach()), first, last

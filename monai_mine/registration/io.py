@@ -16,7 +16,9 @@ bundles' inference writes them, are read too.
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,9 @@ from nibabel.spatialimages import HeaderDataError
 
 from monai_mine.io.atomic import atomic_output
 from monai_mine.io.formats import output_suffix
+from monai_mine.registration.dicom import dicom_series
 from monai_mine.registration.geometry import Grid
+from monai_mine.registration.resources import available_memory, gib
 
 __all__ = [
     "DDF_DESCRIPTION",
@@ -96,7 +100,8 @@ def _read_itk(path: Path, role: str) -> nib.Nifti1Image:
     from monai.data import ITKReader
 
     kind = "a DICOM series folder" if path.is_dir() else "an ITK image"
-    reader = ITKReader(affine_lps_to_ras=True)
+    series = dicom_series(path, role) if path.is_dir() else ""
+    reader = ITKReader(series_name=series, affine_lps_to_ras=True)
     try:
         data, meta = reader.get_data(reader.read(os.fspath(path)))
     except (RuntimeError, OSError, ValueError) as error:  # ITK reports unreadable input as RuntimeError
@@ -108,6 +113,8 @@ def _read_itk(path: Path, role: str) -> nib.Nifti1Image:
 def _read(path: str | os.PathLike, role: str) -> tuple[nib.spatialimages.SpatialImage, Path]:
     """Open an image file (NIfTI and what nibabel reads; MetaImage and NRRD through ITK) or a DICOM series folder."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(f"{role} {path} is a symbolic link to nothing (a loop, or its target is missing).")
     if not path.exists():
         raise FileNotFoundError(f"{role} {path} does not exist.")
     if path.is_dir() or path.name.lower().endswith(ITK_SUFFIXES):
@@ -122,14 +129,99 @@ def _read(path: str | os.PathLike, role: str) -> tuple[nib.spatialimages.Spatial
     return image, path
 
 
-def _array(image: nib.spatialimages.SpatialImage, path: Path, role: str, label: bool) -> np.ndarray:
-    if image.get_data_dtype().kind == "c":  # nibabel would drop the imaginary part without a word
-        raise ValueError(f"{role} {path} holds complex voxels; expected real values (take the magnitude first).")
+GZIP_CHUNK = 2**24
+"""Bytes decompressed at a time when a gzip file's checksum is verified."""
+
+
+def _check_gzip(path: Path, role: str) -> None:
+    """Read a gzip-compressed file (``.gz``, ``.mgz``) to its end, so that its CRC is checked: nibabel reads only
+    the bytes it needs and never reaches the checksum, so a damaged file would otherwise be read as if intact."""
     try:
-        data = np.asanyarray(image.dataobj) if label else image.get_fdata(dtype=np.float32)
-    except (HeaderDataError, OSError, EOFError, ValueError, MemoryError) as error:  # bad scaling, truncated data
+        with gzip.open(path, "rb") as stream:
+            while stream.read(GZIP_CHUNK):
+                pass
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(
+            f"cannot read {role} {path}: its gzip data is damaged ({error}); expected an intact file (copy or "
+            "download it again)."
+        ) from error
+
+
+def _check_readable(image: nib.spatialimages.SpatialImage, path: Path, role: str, label: bool) -> None:
+    """Refuse voxels that are not one real number each, and data larger than the memory left to read it into."""
+    dtype = image.get_data_dtype()
+    if dtype.kind == "c":  # nibabel would drop the imaginary part without a word
+        raise ValueError(f"{role} {path} holds complex voxels; expected real values (take the magnitude first).")
+    if dtype.fields is not None or dtype.kind == "V":
+        raise ValueError(
+            f"{role} {path} holds voxels of type {dtype} (e.g. RGB colour); expected one real value per voxel "
+            "(convert it to greyscale first)."
+        )
+    needed = int(np.prod(image.shape)) * (dtype.itemsize + (0 if label else 4))
+    available = available_memory()
+    if needed > available:
+        raise MemoryError(
+            f"reading {role} {path} needs {gib(needed)} for its {'x'.join(map(str, image.shape))} voxels, and this "
+            f"machine has {gib(available)} available: is its header's shape right (a damaged or malicious file)?"
+        )
+
+
+def _array(image: nib.spatialimages.SpatialImage, path: Path, role: str, label: bool) -> np.ndarray:
+    _check_readable(image, path, role, label)
+    try:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, named by _check_finite
+            data = np.asanyarray(image.dataobj) if label else image.get_fdata(dtype=np.float32)
+    except (HeaderDataError, OSError, EOFError, ValueError) as error:  # bad scaling, truncated data
         raise ValueError(f"cannot read the voxels of {role} {path} (truncated or corrupt file?): {error}") from error
+    except MemoryError as error:
+        raise MemoryError(
+            f"out of memory reading the voxels of {role} {path} ({'x'.join(map(str, image.shape))} voxels): free "
+            "memory, or resample it to coarser voxels first."
+        ) from error
+    if path.is_file() and path.name.lower().endswith((".gz", ".mgz")):
+        _check_gzip(path, role)
     return np.asarray(data)
+
+
+def _check_finite(data: np.ndarray, image: nib.spatialimages.SpatialImage, path: Path, role: str) -> None:
+    """Refuse NaN or infinite voxels, telling them apart from finite values beyond float32's range."""
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return
+    stored = np.asanyarray(image.dataobj)
+    if np.isfinite(stored).all():
+        raise ValueError(
+            f"{role} {path} holds values up to {float(np.abs(stored).max()):.3g}, beyond float32's range "
+            f"(+-{float(np.finfo(np.float32).max):.3g}); expected image intensities (rescale it first)."
+        )
+    raise ValueError(f"{role} {path} has {int(bad.sum())} NaN or infinite voxel(s) out of {data.size}.")
+
+
+INT32 = np.iinfo(np.int32)
+"""The range of label numbers: label maps are sampled and written as 32-bit integers."""
+
+
+def _label_numbers(data: np.ndarray, path: Path, role: str) -> np.ndarray:
+    """A label map as whole numbers of 8, 16 or 32 bits (what torch samples and NIfTI readers expect).
+
+    Raises:
+        ValueError: naming the file when it holds fractions, or numbers outside the 32-bit integer range (written
+            as 32-bit integers they would change).
+    """
+    if data.dtype.kind not in "iub":
+        rounded = np.round(data)
+        if not np.array_equal(rounded, data):
+            raise ValueError(f"{role} {path} is not a label map: it holds non-integer values.")
+        data = rounded
+    elif data.dtype in (np.uint8, np.int8, np.int16, np.int32):
+        return data
+    low, high = data.min(), data.max()
+    if low < INT32.min or high > INT32.max:
+        raise ValueError(
+            f"{role} {path} holds label numbers from {low:.0f} to {high:.0f}; expected numbers from {INT32.min} to "
+            f"{INT32.max} (32-bit integers): renumber its labels."
+        )
+    return data.astype(np.int32)
 
 
 def _check_orientation(image: nib.spatialimages.SpatialImage, path: Path, role: str) -> None:
@@ -175,17 +267,9 @@ def load_volume(
         )
     data = _array(image, path, role, label).reshape(shape)
     if data.dtype.kind in "fc":
-        bad = ~np.isfinite(data)
-        if bad.any():
-            raise ValueError(f"{role} {path} has {int(bad.sum())} NaN or infinite voxel(s) out of {data.size}.")
+        _check_finite(data, image, path, role)
     if label:
-        if data.dtype.kind not in "iub":
-            rounded = np.round(data)
-            if not np.array_equal(rounded, data):
-                raise ValueError(f"{role} {path} is not a label map: it holds non-integer values.")
-            data = rounded.astype(np.int32)
-        elif data.dtype not in (np.uint8, np.int8, np.int16, np.int32):  # what torch samples: 32-bit otherwise
-            data = data.astype(np.int32)
+        data = _label_numbers(data, path, role)
     elif float(data.max()) == float(data.min()):
         raise ValueError(f"{role} {path} is constant (every voxel is {float(data.min())}): nothing to register.")
     header = image.header if isinstance(image.header, nib.Nifti1Header) else None
@@ -276,8 +360,10 @@ def save_volume(data: torch.Tensor | np.ndarray, path: str | os.PathLike, refere
     if array.shape != reference.grid.shape:
         raise ValueError(f"data for {path} must have shape {reference.grid.shape}, got {array.shape}.")
     if array.dtype.kind == "f":
-        array = array.astype(np.float32)
+        array = array.astype(np.float32, copy=False)
     elif array.dtype.itemsize > 4:
+        if array.size and (array.min() < INT32.min or array.max() > INT32.max):
+            raise ValueError(f"data for {path} holds integers beyond 32 bits ({array.min()}..{array.max()}).")
         array = array.astype(np.int32)
     return _write(_nifti(array, reference), path)
 
@@ -287,7 +373,7 @@ def save_ddf(ddf: torch.Tensor | np.ndarray, path: str | os.PathLike, reference:
     array = ddf.detach().cpu().numpy() if isinstance(ddf, torch.Tensor) else np.asarray(ddf)
     if array.shape != (3, *reference.grid.shape):
         raise ValueError(f"DDF for {path} must have shape {(3, *reference.grid.shape)}, got {array.shape}.")
-    image = _nifti(np.moveaxis(array.astype(np.float32), 0, -1)[:, :, :, None, :], reference)
+    image = _nifti(np.moveaxis(array.astype(np.float32, copy=False), 0, -1)[:, :, :, None, :], reference)
     image.header.set_intent("vector")
     image.header["descrip"] = DDF_DESCRIPTION.encode()[:79]
     return _write(image, path)

@@ -22,24 +22,26 @@ Steps (:func:`register_volumes`):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from monai.utils import convert_to_tensor
 
 from monai_mine.bundle import TrainedModel, load_trained_model
-from monai_mine.flows import jacobian_determinant
 from monai_mine.inference import FastRegistration
 from monai_mine.io.atomic import atomic_folder
 from monai_mine.io.formats import output_suffix, strip_suffix
 from monai_mine.keys import FIXED_IMAGE, IMAGE_KEYS, MOVING_IMAGE
-from monai_mine.metrics import jacobian_statistics
+from monai_mine.metrics.jacobian import determinant_statistics
 from monai_mine.registration.geometry import (
     Grid,
     box_overlap,
     ddf_to_grid,
+    jacobian_map,
     resample_to_grid,
     to_closest_ras,
     warp_to_grid,
@@ -47,6 +49,8 @@ from monai_mine.registration.geometry import (
 )
 from monai_mine.registration.instance import InstanceOptimization, InstanceOptimizer
 from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
+from monai_mine.registration.resources import WAYS_OUT, check_device, check_memory, registration_memory
+from monai_mine.registration.steps import instance_optimization_steps
 from monai_mine.timing import device_clock
 
 __all__ = [
@@ -102,20 +106,36 @@ def _box(volume: Volume) -> str:
     return "[" + ", ".join(f"{a:.1f}..{b:.1f}" for a, b in zip(low, high)) + "] mm"
 
 
-def check_overlap(fixed: Volume, moving: Volume) -> None:
-    """Refuse a pair whose world boxes barely meet: the moving image would be sampled outside itself.
+def check_overlap(fixed: Volume, moving: Volume, roles: tuple[str, str] = ("fixed image", "moving image")) -> None:
+    """Refuse two volumes whose world boxes barely meet: one would be sampled outside the other.
+
+    Args:
+        fixed: the first volume (the fixed image, or the moving image a label map belongs to).
+        moving: the second volume.
+        roles: what the two are, for the message.
 
     Raises:
-        ValueError: naming both images and their world boxes when they share less than :data:`MIN_BOX_OVERLAP`
+        ValueError: naming both volumes and their world boxes when they share less than :data:`MIN_BOX_OVERLAP`
             of the smaller box (different coordinate systems, or a header with a wrong origin).
     """
     share = box_overlap(fixed.grid, moving.grid)
     if share < MIN_BOX_OVERLAP:
         raise ValueError(
-            f"the fixed image {fixed.name} (world box {_box(fixed)}) and the moving image {moving.name} (world box "
+            f"the {roles[0]} {fixed.name} (world box {_box(fixed)}) and the {roles[1]} {moving.name} (world box "
             f"{_box(moving)}) overlap by {100 * share:.1f} % of the smaller box, less than "
             f"{100 * MIN_BOX_OVERLAP:.0f} %: are they in the same world coordinates? Align their origins first "
             "(e.g. a rigid pre-alignment, or headers that place both in scanner or MNI space)."
+        )
+
+
+def _check_finite(ddf: torch.Tensor, bundle: TrainedModel, fixed: Volume, moving: Volume) -> None:
+    """Refuse a network output with NaN or infinite values: the weights are broken, not the images (checked)."""
+    bad = int((~torch.isfinite(ddf)).sum())
+    if bad:
+        raise ValueError(
+            f"the network of bundle {bundle.name!r} (weights {bundle.weights}) gave {bad} NaN or infinite "
+            f"displacement value(s) out of {ddf.numel()} for the fixed image {fixed.name} and the moving image "
+            f"{moving.name}: expected finite values; are the weights damaged (NaN) or trained with other settings?"
         )
 
 
@@ -133,18 +153,25 @@ def register_volumes(
         moving: the moving image (any grid; related to ``fixed`` by world coordinates).
         bundle: the network, working size and intensity transform (:func:`~monai_mine.bundle.load_trained_model`).
         moving_labels: label maps of the moving image (any grid; warped with nearest-neighbour sampling).
-        instance_optimization: Adam steps per level of the bundle's ``instance_optimizer`` (0: the network alone),
-            or an :class:`~monai_mine.registration.instance.InstanceOptimizer` of one's own.
+        instance_optimization: Adam steps per level of the bundle's ``instance_optimizer`` (0: the network alone;
+            at most :data:`~monai_mine.registration.steps.MAX_INSTANCE_STEPS`), or an
+            :class:`~monai_mine.registration.instance.InstanceOptimizer` of one's own.
 
     Returns:
         the :class:`RegistrationResult`.
+
+    Raises:
+        ValueError: naming the inputs: world boxes that barely overlap (fixed and moving image, or a label map and
+            the moving image), steps that are not a whole number within the bound, or a network output with NaN
+            or infinite values (naming the weights).
     """
     optimizer = instance_optimization
     if not isinstance(optimizer, InstanceOptimizer):
-        if int(optimizer) < 0:
-            raise ValueError(f"instance_optimization must be >= 0 steps, got {instance_optimization}.")
-        optimizer = bundle.instance_optimizer(int(optimizer)) if int(optimizer) else None
+        steps = instance_optimization_steps(optimizer)
+        optimizer = bundle.instance_optimizer(steps) if steps else None
     check_overlap(fixed, moving)
+    for label in moving_labels:
+        check_overlap(moving, label, ("moving image", "moving label"))
     device = bundle.device
     start = device_clock(device)
     working = working_grid(fixed.grid, bundle.image_size)
@@ -156,6 +183,7 @@ def register_volumes(
     # float32, weight layout and cuDNN algorithm choice unchanged: the DDF the evaluator computes
     predict = FastRegistration(bundle.network, device, channels_last=False, cudnn_benchmark=False)
     working_ddf = predict(torch.cat([moving_w, fixed_w], dim=1))[0].detach().float()
+    _check_finite(working_ddf, bundle, fixed, moving)
     network_s = device_clock(device) - network_start
     ddf = ddf_to_grid(working_ddf, working, fixed.grid)
     instance = None
@@ -237,8 +265,8 @@ def _output_paths(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"moving label files would be written to the same output {repeated}: rename them.")
-    resolved_inputs = {Path(path).resolve() for path in inputs}
-    inside = sorted(os.fspath(path) for path in resolved_inputs if out_dir.resolve() in path.parents)
+    resolved_inputs = {Path(os.path.realpath(path)) for path in inputs}  # a link loop is named when read
+    inside = sorted(os.fspath(path) for path in resolved_inputs if Path(os.path.realpath(out_dir)) in path.parents)
     if inside:
         raise ValueError(f"input {inside} lies inside the output folder {out_dir}: choose another --out folder.")
     return paths
@@ -310,6 +338,8 @@ def register_files(
     out_dir = Path(out_dir)
     inputs = [os.fspath(fixed), os.fspath(moving), *label_paths]
     paths = _output_paths(out_dir, label_paths, inputs, output_suffix(fixed))
+    if not isinstance(bundle, TrainedModel):
+        device = check_device(device)
     fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
     moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
     labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]
@@ -318,10 +348,18 @@ def register_files(
             raise ValueError("checkpoint and model are for a bundle folder; this bundle is loaded already.")
     else:
         bundle = load_trained_model(bundle, checkpoint, device=device, model=model)
-    with atomic_folder(out_dir, overwrite, _is_result_name) as staging:
+    if isinstance(instance_optimization, InstanceOptimizer):
+        refines = any(instance_optimization.steps)
+    else:
+        refines = instance_optimization_steps(instance_optimization) > 0
+    what = f"registering {fixed} ({'x'.join(map(str, fixed_volume.grid.shape))} voxels) with {moving}"
+    label_voxels = sum(label.data.size for label in labels)
+    needed = registration_memory(fixed_volume.data.size, label_voxels, bundle.image_size, refines)
+    check_memory(needed, bundle.device, what)
+    with atomic_folder(out_dir, overwrite, _is_result_name) as staging, _out_of_memory(what):
         result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
-        jacobian = jacobian_determinant(result.ddf[None])[0]
-        stats = {key: float(value[0]) for key, value in jacobian_statistics(result.ddf[None]).items()}
+        jacobian = jacobian_map(result.ddf)
+        stats = {key: float(value[0]) for key, value in determinant_statistics(jacobian[None]).items()}
         staged = {key: staging / path.name for key, path in paths.items()}
         save_volume(result.warped, staged["warped"], fixed_volume)
         save_ddf(result.ddf, staged["ddf"], fixed_volume)
@@ -347,20 +385,41 @@ def register_files(
     )
 
 
+@contextmanager
+def _out_of_memory(what: str) -> Iterator[None]:
+    """Turn running out of memory (numpy's ``MemoryError``, torch's allocator errors) into a ``MemoryError`` that
+    names the work and the ways out."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        allocator = isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+        if not isinstance(error, MemoryError) and not allocator:
+            raise
+        raise MemoryError(f"out of memory {what}: {WAYS_OUT}") from error
+
+
+QC_VOXELS = 192
+"""The QC figure is drawn from every n-th voxel, so that at most this many remain along the fixed image's longest
+axis (about a panel's 220 pixels): drawing a 512^3 image costs what a 171^3 one does."""
+
+
 def _write_qc(fixed: Volume, moving: Volume, result: RegistrationResult, jacobian: torch.Tensor, path: Path) -> None:
-    """The QC figure on the fixed grid, shown in the closest RAS orientation with true voxel proportions."""
+    """The QC figure on the fixed grid (every n-th voxel, :data:`QC_VOXELS`), shown in the closest RAS orientation
+    with true voxel proportions."""
     from monai_mine.visualize import qc_figure
 
-    grid = fixed.grid
-    moving_on_fixed = resample_to_grid(moving.tensor(result.ddf.device).float(), moving.grid, grid)
+    step = int(np.ceil(max(fixed.grid.shape) / QC_VOXELS))
+    every = (slice(None, None, step),) * 3
+    grid = Grid(fixed.data[every].shape, fixed.grid.affine @ np.diag([step, step, step, 1.0]))
+    moving_on_grid = resample_to_grid(moving.tensor(result.ddf.device).float(), moving.grid, grid)
     arrays = {
-        "fixed": fixed.data,
-        "moving": moving_on_fixed[0].cpu().numpy(),
-        "warped": result.warped[0].cpu().numpy(),
-        "jacobian": jacobian[0].cpu().numpy(),
+        "fixed": fixed.data[every],
+        "moving": moving_on_grid[0].cpu().numpy(),
+        "warped": result.warped[0][every].cpu().numpy(),
+        "jacobian": jacobian[0][every].cpu().numpy(),
     }
     oriented = {name: to_closest_ras(array, grid)[0] for name, array in arrays.items()}
-    ddf, spacing = to_closest_ras(result.ddf.cpu().numpy(), grid, vector=True)
+    ddf, spacing = to_closest_ras(result.ddf[(slice(None), *every)].cpu().numpy() / step, grid, vector=True)
     qc_figure(
         oriented["fixed"], oriented["moving"], oriented["warped"], ddf, oriented["jacobian"], path, spacing=spacing
     )

@@ -186,5 +186,5 @@ def test_register_volumes_refines_the_ddf_on_the_fixed_grid(tmp_path):
     assert misfit(refined) < 0.8 * misfit(plain)
     custom = InstanceOptimizer(steps=2, levels=(16,), similarity="correlation")
     assert register_volumes(fixed, moving, bundle, instance_optimization=custom).instance.steps == 2
-    with pytest.raises(ValueError, match="instance_optimization must be >= 0 steps, got -1"):
+    with pytest.raises(ValueError, match="instance_optimization -1: expected a whole number of Adam steps per level from 0 to 10000"):
         register_volumes(fixed, moving, bundle, instance_optimization=-1)

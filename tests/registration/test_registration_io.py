@@ -64,12 +64,14 @@ def test_other_formats_read_as_the_same_volume(tmp_path, suffix):
     np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-5)
 
 
-def write_dicom_series(volume: np.ndarray, spacing, origin_lps, folder) -> None:
-    """One axial DICOM file per slice of ``volume`` (X, Y, Z; int16) with LPS positions, as a scanner writes them."""
+def write_dicom_series(
+    volume: np.ndarray, spacing, origin_lps, folder, series: str = "1.2.826.0.1.3680043.2.1125.1"
+) -> None:
+    """One axial DICOM file per slice of ``volume`` (X, Y, Z; int16) with LPS positions, as a scanner writes them,
+    in series ``series`` (a DICOM UID)."""
     import itk
 
-    folder.mkdir(parents=True)
-    series = "1.2.826.0.1.3680043.2.1125.1"
+    folder.mkdir(parents=True, exist_ok=True)
     for z in range(volume.shape[2]):
         image = itk.image_from_array(np.ascontiguousarray(volume[:, :, z].T))
         image.SetSpacing([float(spacing[0]), float(spacing[1])])
@@ -91,7 +93,7 @@ def write_dicom_series(volume: np.ndarray, spacing, origin_lps, folder) -> None:
             dictionary[tag] = value
         io = itk.GDCMImageIO.New()
         io.KeepOriginalUIDOn()
-        itk.imwrite(image, str(folder / f"slice{z:03d}.dcm"), imageio=io)
+        itk.imwrite(image, str(folder / f"{series[-4:]}_slice{z:03d}.dcm"), imageio=io)
 
 
 def test_a_dicom_series_folder_reads_with_its_world_coordinates(tmp_path):

@@ -7,6 +7,7 @@ outputs in the test's own folders."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def bundle_dirs(tmp_path_factory) -> dict[str, Path]:
         torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
         folders[name] = folder
     return folders
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A copy of vtn_addd working at 16^3 with 4 channels, and its (untrained) models/model.pt."""
+    folder = tmp_path_factory.mktemp("bundle") / "vtn_addd"
+    shutil.copytree(
+        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
+    )
+    config = folder / "configs" / "inference.json"
+    settings = json.loads(config.read_text())
+    settings.update(image_size=16, network_channels=4)
+    config.write_text(json.dumps(settings, indent=4))
+    workflow = make_workflow(folder, ("inference.json",), "infer", **tiny_settings("vtn_addd", "infer"))
+    workflow.initialize()
+    (folder / "models").mkdir()
+    torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    return folder
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ Inputs are never touched and a failed command leaves no partial output."""
 from __future__ import annotations
 
 import errno
-import json
 import re
 import shutil
 import struct
@@ -22,8 +21,7 @@ import itk
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
-from robustness_runs import REPOSITORY, make_workflow, snapshot, tiny_settings
+from robustness_runs import snapshot
 from scipy.ndimage import gaussian_filter
 
 import monai_mine.io.atomic
@@ -40,24 +38,6 @@ def _volume(seed: int, shape=SHAPE) -> np.ndarray:
 def _save(path: Path, array: np.ndarray, affine=None) -> str:
     nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> Path:
-    """A copy of vtn_addd working at 16^3 with 4 channels, and its (untrained) models/model.pt."""
-    folder = tmp_path_factory.mktemp("bundle") / "vtn_addd"
-    shutil.copytree(
-        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
-    )
-    config = folder / "configs" / "inference.json"
-    settings = json.loads(config.read_text())
-    settings.update(image_size=16, network_channels=4)
-    config.write_text(json.dumps(settings, indent=4))
-    workflow = make_workflow(folder, ("inference.json",), "infer", **tiny_settings("vtn_addd", "infer"))
-    workflow.initialize()
-    (folder / "models").mkdir()
-    torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
-    return folder
 
 
 @pytest.fixture(scope="module")

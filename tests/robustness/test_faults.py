@@ -466,3 +466,20 @@ def test_working_size_the_network_cannot_take_is_named(name, workflow, settings,
     with pytest.raises(Exception) as raised:
         run_bundle(name, workflow, dataset, **settings)
     _chain_matches(raised, pattern)
+
+
+def test_resume_trains_to_this_runs_max_epochs(dataset, run_bundle, untouched, tmp_path):
+    """A checkpoint of a run of 3 epochs stopped after its first, resumed with max_epochs 2: one more epoch, not
+    two; max_epochs below the epochs trained already is refused, naming the checkpoint."""
+    run_bundle("vtn_addd", "train", dataset, max_epochs=1)
+    checkpoint = tmp_path / "out" / "models" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["trainer"]["max_epochs"] = 3
+    torch.save(state, checkpoint)
+    iterations_run = []
+    resumed = run_bundle("vtn_addd", "train", dataset, recorder(iterations_run), resume=True, max_epochs=2)
+    assert iterations_run == [2]
+    assert resumed.parser.get_parsed_content("train#trainer").state.max_epochs == 2
+    with pytest.raises(Exception) as raised:
+        run_bundle("vtn_addd", "train", dataset, resume=True, max_epochs=1)
+    _chain_matches(raised, r"cannot resume from \S*checkpoint\.pt with max_epochs 1: it has trained 2 epoch")
