@@ -8,7 +8,7 @@ import pytest
 
 from monai_mine.benchmark.speed import main
 from monai_mine.benchmark.speed.measuring import GIB
-from monai_mine.benchmark.speed.reporting import report, speed_table
+from monai_mine.benchmark.speed.reporting import KEPT_HEADING, kept_sections, report, speed_table
 from monai_mine.benchmark.speed.rows import extrapolated_memory_gib, merge_rows, row_key
 
 SMOKE = [
@@ -71,6 +71,11 @@ def test_an_earlier_runs_ablation_rows_are_kept_and_shown_as_such():
     assert "## Effect of each inference change (CPU), from an earlier run" in text
     assert "| change | time s | speed-up vs before | max abs DDF difference from before (voxels) |" in text
     assert "| + inference_mode | 1.000 | 2.00x | 2.50e-04 |" in text
+    measured_by_hand = f"{KEPT_HEADING} on a CT pair\n\n| code | peak |\n|---|---|\n| after | 4.7 GB |\n"
+    kept = kept_sections(text + "\n" + measured_by_hand)  # the earlier file with a hand-measured section
+    rewritten = report(rows, "monai-mine bench-speed", "2026-01-02", "1.0", "1.0", 60.0, "", kept)
+    assert rewritten.startswith("# Speed and memory") and rewritten.endswith(measured_by_hand)
+    assert rewritten.count(KEPT_HEADING) == 1 and kept_sections(text) == ""
 
 
 def test_memory_extrapolation_skips_rows_that_would_not_fit():

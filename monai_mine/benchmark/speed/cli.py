@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from monai_mine.benchmark.speed.measuring import available_memory_gib, load_average
-from monai_mine.benchmark.speed.reporting import report, speed_table
+from monai_mine.benchmark.speed.reporting import kept_sections, report, speed_table
 from monai_mine.benchmark.speed.rows import (
     BUNDLES,
     CLASSICAL,
@@ -120,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         rows, command, started = merge_rows(previous["rows"], rows), previous["command"], previous["date"]
         update = previous.get("update", "") + update
         seconds, load_before, load_after = previous["seconds"], previous["load_before"], previous["load_after"]
-    text = report(rows, command, started, load_before, load_after, seconds, update)
+    earlier = out / "speed.md"
+    kept = kept_sections(earlier.read_text()) if earlier.is_file() else ""
+    text = report(rows, command, started, load_before, load_after, seconds, update, kept)
     record = {"command": command, "date": started, "seconds": seconds, "load_before": load_before}
     record |= {"load_after": load_after, "update": update, "rows": rows}
     atomic_write_text(out / "speed.json", json.dumps(record, indent=1))

@@ -19,7 +19,7 @@ from monai_mine.benchmark.markdown import markdown_table
 from monai_mine.benchmark.speed.measuring import GIB, device_name
 from monai_mine.benchmark.speed.rows import CLASSICAL, NETWORKS
 
-__all__ = ["earlier_ablation_tables", "report", "row_label", "speed_table", "targets"]
+__all__ = ["KEPT_HEADING", "earlier_ablation_tables", "kept_sections", "report", "row_label", "speed_table", "targets"]
 
 SPEED_COLUMNS = (
     "what",
@@ -170,6 +170,16 @@ the flow code from before the speed work, which this benchmark no longer measure
 """
 
 
+KEPT_HEADING = "## Peak memory of `monai-mine register`"
+"""A section of ``speed.md`` measured by hand (not by this benchmark), kept when the benchmark rewrites the file."""
+
+
+def kept_sections(previous: str) -> str:
+    """The hand-measured part of an earlier ``speed.md`` (from :data:`KEPT_HEADING` on), or ``""``."""
+    start = previous.find(KEPT_HEADING)
+    return "" if start < 0 else "\n" + previous[start:]
+
+
 def report(
     rows: list[dict],
     command: str,
@@ -178,8 +188,10 @@ def report(
     load_after: str,
     seconds: float,
     update: str = "",
+    kept: str = "",
 ) -> str:
-    """The text of ``speed.md``: the run's command, date, devices, software and load, the table and the targets."""
+    """The text of ``speed.md``: the run's command, date, devices, software and load, the table, the targets and
+    ``kept``, the hand-measured sections of the earlier file (:func:`kept_sections`)."""
     devices = sorted({row["device"] for row in rows})
     names = "; ".join(f"{device}: {device_name(torch.device(device))}" for device in devices)
     threads = sorted({row.get("torch_threads") for row in rows if row.get("torch_threads")})
@@ -207,4 +219,4 @@ bundle's own network, objective and optimiser (train.json with the papers' netwo
 ## Targets (issue 6)
 
 {targets(rows)}
-{_earlier_ablation_section(rows)}"""
+{_earlier_ablation_section(rows)}{kept}"""
