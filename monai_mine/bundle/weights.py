@@ -95,7 +95,7 @@ def read_weights(path: str | os.PathLike, what: str = "checkpoint") -> Any:
             if refused:
                 raise ValueError(
                     f"cannot read {what} {path}: it holds Python objects that would run code when loaded "
-                    f"({refused.group(0)}); refused: expected a file of tensors and plain data (a state dict or a "
+                    f"({refused.group(0)}); refused: expected a file of only tensors and plain data (a state dict or a "
                     "monai-mine checkpoint)."
                 ) from error
             detail = re.search(r"Unsupported [^\n.]*", text)
