@@ -199,9 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.resume and (args.work_dir is None or args.init_weights):
         parser.error("--resume continues the training in --work_dir: give --work_dir, and no --init_weights.")
     work = Path(args.work_dir or tempfile.mkdtemp(prefix=f"train_weights_{args.bundle}_"))
-    previous = json.loads((work / "entry.json").read_text()) if args.resume and (work / "entry.json").is_file() else None
-    if args.resume and previous is None:
-        parser.error(f"--resume: {work / 'entry.json'} does not exist; did a segment run in this work folder?")
+    previous = None
+    if args.resume:
+        if not (work / "entry.json").is_file():
+            parser.error(f"--resume: {work / 'entry.json'} does not exist; did a segment run in this work folder?")
+        previous = json.loads((work / "entry.json").read_text())
     events_before = event_files(work / "run" / "runs")
     start = time.perf_counter()
     template = build_template(args.size)
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),  # CPU-hours = training_s * threads / 3600 on a CPU
         "data": f"ICBM152 {args.size}^3 under random transforms, {args.training_pairs} training / "
         f"{args.validation_pairs} validation pairs (seed {args.seed}, disjoint from the benchmark's test pairs)",
         "overlays": overlays,

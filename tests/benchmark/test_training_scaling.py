@@ -1,0 +1,45 @@
+"""benchmarks/training_scaling.py: a run's curve in CPU-hours, its best weights scored on the test pairs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, REPOSITORY / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_labels_and_cpu_hours_come_from_the_record():
+    script = _script("training_scaling")
+    assert script.run_label({"bundle": "vtn_addd", "overrides": {"network_channels": 16}}) == "vtn_addd w16"
+    assert script.run_label({"bundle": "miregnet", "overrides": {}}) == "miregnet w8"
+    assert script.cpu_hours(1800.0, {"threads": 2}) == pytest.approx(1.0)
+    assert script.cpu_hours(3600.0, {}) == pytest.approx(1.0)  # an older record: one thread
+
+
+@pytest.mark.slow
+def test_a_tiny_run_gets_its_row_table_and_figure(tmp_path):
+    tiny = ["--size", "16", "--image_size", "16", "--training_pairs", "2", "--validation_pairs", "1"]
+    run = tmp_path / "w4"
+    _script("train_weights").main(
+        ["--bundle", "vtn_addd", "--minutes", "0.05", "--work_dir", str(run), "--no_install", *tiny]
+        + ["--overrides", json.dumps({"network_channels": 4})]
+    )
+    script = _script("training_scaling")
+    script.main(["--runs", str(run), "--pairs", "1", "--size", "16", "--out_dir", str(tmp_path / "out")])
+    rows = json.loads((tmp_path / "out" / "training_scaling.json").read_text())
+    row = rows["vtn_addd w4"]
+    entry = json.loads((run / "entry.json").read_text())
+    assert row["cpu_hours"] == pytest.approx(entry["training_s"] * entry["threads"] / 3600, abs=1e-3)
+    assert row["curve"] and 0.0 <= row["test_dice"] <= 1.0 and 0.0 <= row["identity_dice"] <= 1.0
+    assert "| vtn_addd w4 | mono |" in (tmp_path / "out" / "training_scaling.md").read_text()
+    assert (tmp_path / "out" / "training_scaling.png").stat().st_size > 0
