@@ -8,6 +8,7 @@ weights, the one loader that rebuilds a trained network and its preprocessing, a
 
 from __future__ import annotations
 
+from monai_mine.bundle.datasets import split_data, split_dataset
 from monai_mine.bundle.export import export_bundle, export_onnx, export_program, export_torchscript
 from monai_mine.bundle.exported import ExportedModel, ExportedNetwork, load_exported
 from monai_mine.bundle.loader import (
@@ -46,5 +47,7 @@ __all__ = [
     "record_path",
     "save_weights",
     "shipped_bundle_dir",
+    "split_data",
+    "split_dataset",
     "weights_record",
 ]

@@ -35,7 +35,8 @@ VARIANT_DIFFERENCES = {
         "inference.json": {"bundle_name"},
         # ... and each its own shipped weights: their release note and measured performance
         "metadata.json": {"changelog#0.1.0", "changelog#0.1.1", "name", "task", "description"}
-        | {"eval_metrics#mean_dice", "eval_metrics#displacement_error_voxels"},
+        | {f"eval_metrics#brain_benchmark_mono_{name}" for name in ("mean_dice", "displacement_error_voxels")}
+        | {"eval_metrics#bundle_evaluate_demo_mono_mean_dice"},
     },
     ("miregnet", "midiceregnet"): {
         "train.json": {"bundle_name", "loss_terms#4"},  # MIDiceRegNet: the Dice term on the warped labels
@@ -43,8 +44,12 @@ VARIANT_DIFFERENCES = {
         # labels in training; each its own shipped weights (their release notes, MIDiceRegNet's a version later, and
         # benchmark results)
         "metadata.json": {"changelog#0.1.0", "changelog#0.1.2", "name", "task", "description", "label_classes"}
-        | {"version", "changelog#0.1.3"}
-        | {"eval_metrics#mean_dice", "eval_metrics#displacement_error_voxels", "eval_metrics#folding_percent"},
+        | {"changelog#0.1.3"}
+        | {f"eval_metrics#brain_benchmark_multimodal_{name}" for name in ("mean_dice", "displacement_error_voxels")}
+        | {
+            "eval_metrics#brain_benchmark_multimodal_folding_percent",
+            "eval_metrics#bundle_evaluate_demo_contrast_mean_dice",
+        },
     },
 }
 
@@ -257,3 +262,17 @@ def test_evaluation_and_inference_refine_with_the_same_instance_optimizer(name):
     for key in ("instance_optimization_steps", "instance_optimizer"):
         assert evaluate[key] == inference[key], key
     assert evaluate["validate#inferer"] == inference["inferer"]
+
+
+BUNDLE_OVERLAYS = ("quick.json", "augment.json")
+"""Overlays that each bundle carries in its own ``configs/`` (its README's commands use them from a copy of the bundle
+alone): the repository's overlay of the same name, less the keys that the bundle does not have."""
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("overlay", BUNDLE_OVERLAYS)
+def test_the_bundles_own_overlays_are_the_repositorys(name, overlay):
+    settings = read(CONFIGS / overlay)
+    train = read(REPOSITORY / "bundles" / name / "configs" / "train.json")
+    expected = {key: value for key, value in settings.items() if key in train or "#" in key}
+    assert read(REPOSITORY / "bundles" / name / "configs" / overlay) == expected
