@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib.resources import files
 from pathlib import Path
 
 from monai_mine.bundle.context import running_workflow
@@ -23,7 +24,8 @@ __all__ = ["announce_bundle_root", "bundle_root", "bundle_weights", "shipped_bun
 
 logger = logging.getLogger(__name__)
 
-_SOURCE_TREE = Path(__file__).resolve().parents[2]
+_PACKAGE_DATA = "shipped_bundles"
+"""The folder of the installed package that holds the shipped bundles (setup.py copies ``bundles/`` there)."""
 
 
 def _is_bundle(folder: Path) -> bool:
@@ -70,17 +72,28 @@ def bundle_weights(bundle_dir: str | os.PathLike, weights: str | os.PathLike | N
     return Path(bundle_dir) / "models" / "model.pt" if weights is None else Path(weights)
 
 
+def _source_tree_bundles() -> Path | None:
+    """``bundles/`` of the source checkout this package is imported from (an editable install), if any."""
+    package = Path(os.fspath(files("monai_mine")))
+    folder = package.parent / "bundles"
+    return folder if (package.parent / "setup.cfg").is_file() and folder.is_dir() else None
+
+
 def shipped_bundle_dir(name: str) -> Path:
-    """The folder of bundle ``name`` (e.g. ``"vtn_addd"``) shipped in this source tree (``bundles/<name>``), the
-    copy that the benchmark and the MONAI Label app start from.
+    """The folder of bundle ``name`` (e.g. ``"vtn_addd"``) that ships with monai-mine, the copy that the benchmark and
+    the MONAI Label app start from: the package data ``monai_mine/shipped_bundles/<name>`` of an installed wheel, or
+    ``bundles/<name>`` of the source checkout of an editable install.
 
     Raises:
         FileNotFoundError: when this installation has no such bundle.
     """
-    folder = _SOURCE_TREE / "bundles" / name
-    if not _is_bundle(folder):
-        raise FileNotFoundError(
-            f"no bundle {name!r} at {folder}: the bundles ship with the monai-mine source tree (install it with "
-            "pip install -e <clone>)."
-        )
-    return folder
+    candidates = [Path(os.fspath(files("monai_mine"))) / _PACKAGE_DATA / name]
+    source = _source_tree_bundles()
+    if source is not None:
+        candidates.insert(0, source / name)
+    for folder in candidates:
+        if _is_bundle(folder):
+            return folder
+    raise FileNotFoundError(
+        f"no bundle {name!r} in this installation (looked in {', '.join(os.fspath(c) for c in candidates)})."
+    )

@@ -32,5 +32,7 @@ def test_a_config_parsed_by_hand_needs_bundle_root(tmp_path, monkeypatch):
 
 def test_shipped_bundles_are_found_and_others_named():
     assert shipped_bundle_dir("vtn_addd") == REPOSITORY / "bundles" / "vtn_addd"
-    with pytest.raises(FileNotFoundError, match=r"no bundle 'nonesuch' at \S*bundles/nonesuch"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no bundle 'nonesuch' in this installation \(looked in \S*bundles/nonesuch"
+    ):
         shipped_bundle_dir("nonesuch")
