@@ -19,6 +19,7 @@ from monai_mine.losses.mine import (
     MINELoss,
     donsker_varadhan_bound,
     logmeanexp,
+    sample_voxels,
     shuffle_voxels,
     standardize_intensities,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "TotalVariationLoss",
     "donsker_varadhan_bound",
     "logmeanexp",
+    "sample_voxels",
     "shuffle_voxels",
     "standardize_intensities",
     "vtn_loss_terms",

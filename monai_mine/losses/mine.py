@@ -25,9 +25,16 @@ from torch import nn
 from torch.nn.modules.loss import _Loss
 
 from monai_mine.losses._reduction import check_same_shape, reduce_per_sample
-from monai_mine.networks.contracts import JointMarginalCritic
+from monai_mine.networks.contracts import JointMarginalCritic, SampledCritic
 
-__all__ = ["MINELoss", "donsker_varadhan_bound", "logmeanexp", "shuffle_voxels", "standardize_intensities"]
+__all__ = [
+    "MINELoss",
+    "donsker_varadhan_bound",
+    "logmeanexp",
+    "sample_voxels",
+    "shuffle_voxels",
+    "standardize_intensities",
+]
 
 
 def _flat_mask(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | None:
@@ -142,6 +149,31 @@ def shuffle_voxels(image: torch.Tensor, mask: torch.Tensor | None = None, genera
     return shuffled.reshape(image.shape)
 
 
+def sample_voxels(image: torch.Tensor, count: int, mask: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    """``count`` voxels of each sample drawn uniformly with replacement, among the mask's foreground if given.
+
+    Args:
+        image: Tensor in shape (B, C, X, Y, Z) (only its shape and device are used).
+        count: voxels per sample.
+        mask: optional foreground, Tensor in shape (B, 1, X, Y, Z).
+        generator: optional ``torch.Generator`` for reproducible draws.
+
+    Returns:
+        flat voxel indices into X * Y * Z, Tensor in shape (B, count), int64.
+    """
+    if image.ndim != 5:
+        raise ValueError(f"image must have shape (B, C, X, Y, Z), got {tuple(image.shape)}.")
+    keep = _flat_mask(mask, image)
+    voxels = image[0, 0].numel()
+    if keep is None:
+        return torch.randint(voxels, (image.shape[0], count), device=image.device, generator=generator)
+    draws = []
+    for row in keep:
+        positions = row.nonzero().flatten()
+        draws.append(positions[torch.randint(positions.numel(), (count,), device=image.device, generator=generator)])
+    return torch.stack(draws)
+
+
 class MINELoss(_Loss):
     """Minus the Donsker-Varadhan bound of the mutual information between a warped moving and a fixed image.
 
@@ -161,6 +193,12 @@ class MINELoss(_Loss):
     ``mean(exp(T_marginal))`` of its gradient is replaced by an exponential moving average (kept in log space
     in the buffer ``ema_log_denominator``, saved with the state dict). The loss value is unchanged.
 
+    With ``samples`` set, each call scores a minibatch of that many voxels per image (drawn uniformly, within the
+    mask when one is given) instead of every voxel: the joint pairs at the drawn voxels and the marginal pairs with
+    the fixed intensities of an independent draw. The bound is the same quantity estimated from fewer samples, and
+    most of the critic's work (its moving branch's last convolution, the fixed branch and the head) scales with
+    the samples (:meth:`~monai_mine.networks.MINECritic.joint_and_marginal_at`).
+
     Reference:
         Belghazi et al., "Mutual Information Neural Estimation", ICML 2018, section 3.2.
         Huang et al., MIRegNet, eq. 3-5.
@@ -172,6 +210,7 @@ class MINELoss(_Loss):
         ema_decay: float | None = None,
         standardize: bool = True,
         reduction: LossReduction | str = LossReduction.MEAN,
+        samples: int | None = None,
     ) -> None:
         """
         Args:
@@ -184,10 +223,13 @@ class MINELoss(_Loss):
             standardize: standardise each image per sample before the critic (over the mask's voxels when a mask
                 is given); ``False`` gives the critic the images as they come.
             reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for a (B,) tensor.
+            samples: voxels per image scored per call (``None``: every voxel); needs a critic that is a
+                :class:`~monai_mine.networks.contracts.SampledCritic`.
 
         Raises:
             TypeError: when ``critic`` is not callable.
-            ValueError: when ``ema_decay`` is outside (0, 1).
+            ValueError: when ``ema_decay`` is outside (0, 1), ``samples`` is not a positive integer, or ``samples``
+                is given with a critic that cannot score sampled voxels.
         """
         super().__init__(reduction=LossReduction(reduction).value)
         if critic is not None and not callable(critic):
@@ -200,7 +242,15 @@ class MINELoss(_Loss):
             from monai_mine.networks.mine_critic import MINECritic
 
             critic = MINECritic()
+        if samples is not None and (isinstance(samples, bool) or int(samples) != samples or samples < 1):
+            raise ValueError(f"samples must be a positive number of voxels or None, got {samples!r}.")
+        if samples is not None and not isinstance(critic, SampledCritic):
+            raise ValueError(
+                f"samples={samples} needs a critic with joint_and_marginal_at (a SampledCritic, e.g. MINECritic), got "
+                f"{type(critic).__name__}."
+            )
         self.critic = critic
+        self.samples = None if samples is None else int(samples)
         self.ema_decay = ema_decay
         self.standardize = standardize
         self.register_buffer("ema_log_denominator", torch.tensor(float("nan")))
@@ -242,6 +292,12 @@ class MINELoss(_Loss):
         check_same_shape(pred, target)
         if self.standardize:
             pred, target = standardize_intensities(pred, mask), standardize_intensities(target, mask)
+        if self.samples is not None:
+            joint_index, marginal_index = (sample_voxels(target, self.samples, mask) for _ in range(2))
+            joint_scores, marginal_scores = self.critic.joint_and_marginal_at(pred, target, joint_index, marginal_index)
+            bound = joint_scores.flatten(1).mean(dim=1) - self._marginal_term(marginal_scores, None)
+            self.last_bound = bound.detach().mean()
+            return reduce_per_sample(-bound, self.reduction)
         marginal_target = shuffle_voxels(target, mask)
         if isinstance(self.critic, JointMarginalCritic):  # one call for both (MINECritic: one moving-branch pass)
             joint_scores, marginal_scores = self.critic.joint_and_marginal(pred, target, marginal_target)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from monai_mine.networks.affine_net import AffineNet
 from monai_mine.networks.cascade import RegistrationCascade, StageRecord
-from monai_mine.networks.contracts import AffineStage, JointMarginalCritic, RegistrationStage
+from monai_mine.networks.contracts import AffineStage, JointMarginalCritic, RegistrationStage, SampledCritic
 from monai_mine.networks.mine_critic import MINECritic
 from monai_mine.networks.unet_deform import UNetDeformNet
 from monai_mine.networks.variants import build_miregnet, build_vtn
@@ -19,6 +19,7 @@ __all__ = [
     "AffineNet",
     "AffineStage",
     "JointMarginalCritic",
+    "SampledCritic",
     "MINECritic",
     "RegistrationCascade",
     "RegistrationStage",

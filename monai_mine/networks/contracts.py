@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["AffineStage", "JointMarginalCritic", "RegistrationStage"]
+__all__ = ["AffineStage", "JointMarginalCritic", "RegistrationStage", "SampledCritic"]
 
 
 @runtime_checkable
@@ -86,5 +86,26 @@ class JointMarginalCritic(Protocol):
         Returns:
             the scores of ``(moving, fixed)`` and of ``(moving, fixed_marginal)``, each in shape (B, 1, X, Y, Z),
             equal to two calls of the critic.
+        """
+        ...
+
+
+@runtime_checkable
+class SampledCritic(Protocol):
+    """A MINE critic that scores joint and marginal pairs at sampled voxels only (``MINELoss(samples=...)``)."""
+
+    def joint_and_marginal_at(
+        self, moving: torch.Tensor, fixed: torch.Tensor, joint_index: torch.Tensor, marginal_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            moving: Tensor in shape (B, C, X, Y, Z).
+            fixed: Tensor in shape (B, C, X, Y, Z).
+            joint_index: flat voxel indices, Tensor in shape (B, N): the joint pairs' voxels.
+            marginal_index: flat voxel indices, Tensor in shape (B, N): where the marginal pairs' fixed intensities
+                come from (their moving side is at ``joint_index``).
+
+        Returns:
+            joint and marginal scores, each Tensor in shape (B, 1, N).
         """
         ...

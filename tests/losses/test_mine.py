@@ -12,6 +12,7 @@ from monai_mine.losses import (
     MINELoss,
     donsker_varadhan_bound,
     logmeanexp,
+    sample_voxels,
     shuffle_voxels,
     standardize_intensities,
 )
@@ -397,3 +398,81 @@ def test_ema_buffer_update_and_corrected_gradient():
     MINELoss(critic)(moving, fixed).backward()
     assert any(not torch.allclose(g, p.grad, rtol=1e-3, atol=1e-6) for g, p in zip(grads, critic.parameters()))
     assert "ema_log_denominator" in loss.state_dict()
+
+
+# ------------------------------------------------------------------------------------ sampled voxels (minibatch)
+
+
+def test_sampled_critic_scores_equal_the_full_critic_at_the_sampled_voxels():
+    torch.manual_seed(0)
+    critic = MINECritic()
+    moving, fixed = torch.randn(2, 1, 9, 10, 11), torch.randn(2, 1, 9, 10, 11)
+    joint_index = torch.stack([torch.randperm(990)[:60] for _ in range(2)])  # distinct voxels
+    marginal_index = torch.randint(990, (2, 60))
+    fixed_marginal = torch.zeros_like(fixed).flatten(2)
+    for b in range(2):  # the shuffled image whose values at the joint voxels are the marginal draws
+        fixed_marginal[b, 0, joint_index[b]] = fixed.flatten(2)[b, 0, marginal_index[b]]
+    joint_full, marginal_full = critic.joint_and_marginal(moving, fixed, fixed_marginal.view_as(fixed))
+    joint, marginal = critic.joint_and_marginal_at(moving, fixed, joint_index, marginal_index)
+    assert joint.shape == marginal.shape == (2, 1, 60)
+    torch.testing.assert_close(joint, joint_full.flatten(2).gather(2, joint_index[:, None]))
+    torch.testing.assert_close(marginal, marginal_full.flatten(2).gather(2, joint_index[:, None]))
+
+
+def test_sampled_critic_refuses_normalisation_and_mismatched_indices():
+    moving = torch.randn(1, 1, 4, 4, 4)
+    index = torch.zeros(1, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match="norm=None"):
+        MINECritic(norm="instance").joint_and_marginal_at(moving, moving, index, index)
+    with pytest.raises(ValueError, match="marginal_index"):
+        MINECritic().joint_and_marginal_at(moving, moving, index, index[:, :3])
+
+
+def test_sample_voxels_draws_within_the_mask():
+    image = torch.zeros(2, 1, 4, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4, 4)
+    mask[0, 0, 1, 2, 3] = 1
+    mask[1, 0, :2] = 1
+    index = sample_voxels(image, 100, mask, generator=torch.Generator().manual_seed(0))
+    assert index.shape == (2, 100) and index.dtype == torch.int64
+    assert set(index[0].tolist()) == {1 * 16 + 2 * 4 + 3}
+    assert index[1].max() < 32 and len(set(index[1].tolist())) > 10
+    assert sample_voxels(image, 7).shape == (2, 7)
+
+
+def test_sampled_loss_estimates_gaussian_mutual_information():
+    torch.manual_seed(0)
+    loss = MINELoss(per_voxel_critic(), ema_decay=0.99, samples=1024)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=3e-3)
+    moving, fixed = gaussian_pair(65536)
+    for _ in range(300):  # the same pair each step: the minibatch of voxels is what changes
+        value = loss(moving, fixed)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    with torch.no_grad():
+        full = MINELoss(loss.critic)  # the trained critic scoring every voxel
+        estimate = -float(full(*gaussian_pair(65536)))
+        independent = -float(full(*gaussian_pair(65536, rho=0.0)))
+    assert abs(estimate - TRUE_MI) < 0.1
+    assert independent < 0.05
+
+
+def test_sampled_loss_gradient_reaches_the_moving_image_and_the_critic():
+    torch.manual_seed(0)
+    moving = smooth_image(16, seed=3).requires_grad_(True)
+    loss = MINELoss(samples=500)
+    loss(moving, smooth_image(16, seed=4)).backward()
+    assert moving.grad is not None and moving.grad.abs().sum() > 0
+    assert all(parameter.grad is not None for parameter in loss.critic.parameters())
+
+
+@pytest.mark.parametrize("samples", [0, -3, 2.5, True])
+def test_invalid_samples_raise(samples):
+    with pytest.raises(ValueError, match="samples"):
+        MINELoss(samples=samples)
+
+
+def test_samples_need_a_critic_that_scores_sampled_voxels():
+    with pytest.raises(ValueError, match="joint_and_marginal_at"):
+        MINELoss(critic=lambda moving, fixed: moving * fixed, samples=100)
