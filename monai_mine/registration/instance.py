@@ -19,6 +19,12 @@ and the diffusion term then acts on the velocity). The correction is upsampled (
 to (composed with) the DDF at the input resolution, so the network's fine detail is kept. Only the downsampled
 moving image is warped at a level.
 
+Never worse than the start: each level keeps each pair's best iterate (the level's start included), a step that
+raises a pair's objective above the level's start is taken half back with half the step size from then on (Adam's
+first step moves every unknown by about the learning rate whatever the gradient, and overshoots a start that is
+already good), and the result is judged against the start on the finest level optimised, keeping the start where
+the levels together made it worse (not with a similarity that trains along, whose objective changes as it trains).
+
 Displacements are in voxels of the grid they live on (``docs/design.md`` section 2); the diffusion term is
 :class:`~monai_mine.losses.TotalVariationLoss` (squared forward differences), which is the same for a smooth
 field at every level, so one weight serves all levels.
@@ -82,8 +88,9 @@ class InstanceOptimization:
     Attributes:
         steps: Adam steps taken, over all levels.
         levels: the grid shape of each level optimised, coarse to fine.
-        loss_before: the objective at the finest level optimised, before its first step.
-        loss_after: the objective at that level after its last step.
+        loss_before: the objective of the starting DDF on the finest level optimised (mean over the batch).
+        loss_after: the objective of the returned DDF on that level, never above ``loss_before`` (with a similarity
+            that trains, a critic: the finest level's objective at its start and at its best iterate).
         seconds: wall time.
     """
 
@@ -212,6 +219,7 @@ class InstanceOptimizer:
             moving, fixed = moving.detach().float().clone(), fixed.detach().float().clone()
             ddf = moving.new_zeros((moving.shape[0], 3, *moving.shape[2:])) if ddf is None else ddf.detach().float()
             ddf = ddf.clone()
+            start_ddf = ddf
             self.similarity.to(moving.device)
             optimised = []
             for size, steps, rate in zip(self.levels, self.steps, self.learning_rate):
@@ -227,8 +235,50 @@ class InstanceOptimizer:
                 )
                 correction = resize_ddf(correction, moving.shape[2:])
                 ddf = compose_ddf(ddf, correction) if self.diffeomorphic else ddf + correction
+            if optimised and not self._trains_similarity():
+                # the levels each keep their best iterate, but a coarse level's gain can be a finer level's loss:
+                # each pair's result is judged against its start on the finest level optimised, the better one kept
+                moving_l, fixed_l = (F.interpolate(image, size=optimised[-1], mode="area") for image in (moving, fixed))
+                before, after = (self._start_objectives(moving_l, fixed_l, field) for field in (start_ddf, ddf))
+                worse = ~(after <= before)
+                if worse.any():
+                    logger.info(
+                        f"instance optimisation raised the objective of {int(worse.sum())} of {len(worse)} pair(s) "
+                        f"on the finest level ({float(before[worse].mean()):.5f} -> {float(after[worse].mean()):.5f}):"
+                        " their start is kept"
+                    )
+                    ddf = torch.where(worse.view(-1, 1, 1, 1, 1), start_ddf, ddf)
+                    after = torch.where(worse, before, after)
+                loss_before, loss_after = float(before.mean()), float(after.mean())
         seconds = time.perf_counter() - start
         return ddf, InstanceOptimization(sum(self.steps), tuple(optimised), loss_before, loss_after, seconds)
+
+    def _trains_similarity(self) -> bool:
+        """Whether the similarity has trainable parameters (a critic): its objective then changes as it trains."""
+        return any(weight.requires_grad for weight in self.similarity.parameters())
+
+    def _objectives(
+        self, moving: torch.Tensor, fixed: torch.Tensor, base: torch.Tensor, parameter: torch.Tensor
+    ) -> torch.Tensor:
+        """The level's objective of each pair, Tensor in shape (B,), for the unknowns ``parameter`` on top of
+        ``base``: each pair alone, or the batch's (repeated) for a similarity that trains (a critic sees the
+        batch)."""
+        total, regularised = self._level_displacement(base, parameter)
+        warped = warp(moving, total)
+        batch = moving.shape[0]
+        if batch == 1 or self._trains_similarity():
+            loss = self.similarity(warped, fixed) + self.smoothness * self.diffusion(regularised)
+            return loss.expand(batch)
+        pairs = [slice(index, index + 1) for index in range(batch)]
+        return torch.stack(
+            [self.similarity(warped[i], fixed[i]) + self.smoothness * self.diffusion(regularised[i]) for i in pairs]
+        )
+
+    def _start_objectives(self, moving: torch.Tensor, fixed: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
+        """Each pair's objective on a level (the images' grid) at its start: ``ddf`` resized to it, no correction."""
+        base = resize_ddf(ddf, moving.shape[2:])
+        with torch.no_grad():
+            return self._objectives(moving, fixed, base, torch.zeros_like(base)).detach()
 
     def _correction(self, parameter: torch.Tensor) -> torch.Tensor:
         """The correction on the parameter's grid: the displacement itself, or the exponential of the velocity."""
@@ -252,33 +302,59 @@ class InstanceOptimizer:
         learning_rate: float,
     ) -> tuple[torch.Tensor, float, float]:
         """Adam on one level, the unknowns on a grid of shape ``unknowns``; returns the correction on that grid
-        (displacement, or integrated velocity) and the first and last objective values."""
-        parameter = base.new_zeros((base.shape[0], 3, *unknowns), requires_grad=True)
+        (displacement, or integrated velocity) of each pair's best iterate and the objective (batch mean) at the
+        start and at those iterates, so a level never ends worse than it began.
+
+        A step that leaves a pair's objective above its start (an overshoot: Adam's first steps move every unknown
+        by about the learning rate, whatever the gradient's size) is taken half back, a backtracking line search
+        along the step: that pair's unknowns move half way to its best iterate, and its steps are halved from then
+        on. Pairs are independent, as if each were alone (Adam's update is element by element)."""
+        batch = base.shape[0]
+        parameter = base.new_zeros((batch, 3, *unknowns), requires_grad=True)
+        best_parameter = parameter.detach().clone()
         groups = [{"params": [parameter]}]
         critic = [weight for weight in self.similarity.parameters() if weight.requires_grad]
         if critic:
             groups.append({"params": critic, "lr": self.similarity_learning_rate})
         optimizer = torch.optim.Adam(groups, lr=learning_rate)
-        first = last = None
+        scale = [1.0] * batch  # each pair's share of Adam's step
+        first = best = None
         with torch.enable_grad():
             for step in range(steps + 1):
                 optimizer.zero_grad(set_to_none=True)
-                total, regularised = self._level_displacement(base, parameter)
-                loss = self.similarity(warp(moving, total), fixed) + self.smoothness * self.diffusion(regularised)
-                # the batch mean times the batch size: each pair's gradient as if it were alone
-                scaled = loss * moving.shape[0]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"instance optimisation objective is {loss.item()} at step {step}.")
-                first = float(loss.detach()) if first is None else first
-                last = float(loss.detach())
+                losses = self._objectives(moving, fixed, base, parameter)
+                values = losses.detach()
+                if not torch.isfinite(values).all():
+                    bad = values[~torch.isfinite(values)][0].item()
+                    raise FloatingPointError(f"instance optimisation objective is {bad} at step {step}.")
+                if first is None:
+                    first, best = values.clone(), values.clone()
+                improved = values < best
+                if improved.any():
+                    best = torch.where(improved, values, best)
+                    best_parameter[improved] = parameter.detach()[improved]
                 if step == steps:  # the last evaluation only measures
                     break
                 if step and step % PROGRESS_EVERY == 0:
                     grid = "x".join(map(str, moving.shape[2:]))
-                    logger.info(f"instance optimisation, {grid} grid: step {step} of {steps}, objective {last:.5f}")
-                scaled.backward()
+                    logger.info(
+                        f"instance optimisation, {grid} grid: step {step} of {steps}, objective "
+                        f"{float(values.mean()):.5f}"
+                    )
+                # the sum of the pairs' objectives: each pair's gradient as if it were alone
+                losses.sum().backward()
+                previous = parameter.detach().clone()
                 optimizer.step()
-        return self._correction(parameter.detach()), first, last
+                overshoot = (values > first).tolist()
+                if any(overshoot) or min(scale) < 1.0:
+                    with torch.no_grad():
+                        for index in range(batch):
+                            if overshoot[index]:  # half way back from the rejected iterate to the best one
+                                scale[index] *= 0.5
+                                parameter[index] = 0.5 * (previous[index] + best_parameter[index])
+                            elif scale[index] < 1.0:
+                                parameter[index] = previous[index] + scale[index] * (parameter[index] - previous[index])
+        return self._correction(best_parameter), float(first.mean()), float(best.mean())
 
 
 class InstanceOptimizationInferer(Inferer):

@@ -83,15 +83,60 @@ def test_diffeomorphic_mode_does_not_fold_where_the_additive_one_does():
     additive, _ = InstanceOptimizer(**wild)(moving, fixed)
     diffeomorphic, _ = InstanceOptimizer(**wild, diffeomorphic=True)(moving, fixed)
     assert float((jacobian_determinant(additive) <= 0).float().mean()) > 0.01  # the test can fail
-    assert float((jacobian_determinant(diffeomorphic) <= 0).float().mean()) == 0.0
+    # folding-free up to the discretisation of scaling and squaring and of the Jacobian: at most 1 voxel in 10^4
+    assert float((jacobian_determinant(diffeomorphic) <= 0).float().mean()) <= 1e-4
 
 
 def test_zero_steps_return_the_start_unchanged():
     moving, fixed, answer = known_pair()
     ddf, report = InstanceOptimizer(steps=0)(moving, fixed, answer)
     assert torch.equal(ddf, answer) and report.steps == 0
-    ddf, report = InstanceOptimizer(steps=(0, 3), levels=(8, 16))(moving, fixed, answer)
-    assert report.steps == 3 and not torch.equal(ddf, answer)
+    ddf, report = InstanceOptimizer(steps=(0, 3), levels=(8, 16))(moving, fixed, torch.zeros_like(answer))
+    assert report.steps == 3 and report.levels == ((16, 16, 16),) and ddf.abs().max() > 0.1
+
+
+def objective(moving, fixed, ddf, smoothness=1.0) -> float:
+    """The additive mode's objective on the images' own grid: local correlation + smoothness x diffusion."""
+    from monai_mine.losses import TotalVariationLoss
+
+    loss = similarity_loss("local_correlation")(warp(moving, ddf), fixed) + smoothness * TotalVariationLoss()(ddf)
+    return float(loss)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_identical_tiny_pair_is_never_made_worse(seed):
+    # issue 28: five Adam steps on a 4^3 identical pair raised the loss and folded 6.25 % of the voxels (Adam's
+    # first step moves every unknown by the learning rate, 1 voxel here, whatever the gradient's size)
+    image = torch.rand(1, 1, 4, 4, 4, generator=torch.Generator().manual_seed(seed))
+    start = torch.zeros(1, 3, 4, 4, 4)
+    ddf, report = InstanceOptimizer(steps=5)(image, image.clone(), start)
+    assert objective(image, image, ddf) <= objective(image, image, start)
+    assert report.loss_after <= report.loss_before
+    assert float((jacobian_determinant(ddf) <= 0).float().mean()) == 0.0
+
+
+def test_a_good_start_is_not_made_worse_by_an_overshooting_first_step():
+    moving, fixed, answer = known_pair()
+    start = 0.9 * answer
+    for steps in (1, 2, 3, 10):
+        ddf, report = InstanceOptimizer(steps=steps, levels=(32,), learning_rate=2.0)(moving, fixed, start)
+        assert objective(moving, fixed, ddf) <= objective(moving, fixed, start) + 1e-6, steps
+        assert report.loss_after <= report.loss_before
+    # the step is taken half back rather than given up: ten steps improve on the start
+    assert objective(moving, fixed, ddf) < objective(moving, fixed, start) - 1e-4
+
+
+def test_levels_that_each_keep_their_best_are_judged_together_against_the_start():
+    # a coarse level's gain may be the finest level's loss: the finest level decides, the start is kept if better
+    moving, fixed, answer = known_pair()
+    for levels, steps in (((8, 16, 32), (20, 5, 0)), ((8, 32), (30, 1))):
+        ddf, report = InstanceOptimizer(steps=steps, levels=levels)(moving, fixed, answer)
+        assert report.loss_after <= report.loss_before
+        finest = report.levels[-1]
+        down = [torch.nn.functional.interpolate(image, size=finest, mode="area") for image in (moving, fixed)]
+        from monai_mine.flows import resize_ddf
+
+        assert objective(*down, resize_ddf(ddf, finest)) <= objective(*down, resize_ddf(answer, finest)) + 1e-6
 
 
 def test_a_batch_is_refined_pair_by_pair():
@@ -186,5 +231,7 @@ def test_register_volumes_refines_the_ddf_on_the_fixed_grid(tmp_path):
     assert misfit(refined) < 0.8 * misfit(plain)
     custom = InstanceOptimizer(steps=2, levels=(16,), similarity="correlation")
     assert register_volumes(fixed, moving, bundle, instance_optimization=custom).instance.steps == 2
-    with pytest.raises(ValueError, match="instance_optimization -1: expected a whole number of Adam steps per level from 0 to 10000"):
+    with pytest.raises(
+        ValueError, match="instance_optimization -1: expected a whole number of Adam steps per level from 0 to 10000"
+    ):
         register_volumes(fixed, moving, bundle, instance_optimization=-1)
