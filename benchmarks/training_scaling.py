@@ -39,9 +39,12 @@ from monai_mine.io import atomic_write_text
 
 
 def run_label(entry: dict) -> str:
-    """``<bundle> w<channels>`` from a run's record (its overrides, else the bundle's default of 8)."""
-    channels = entry.get("overrides", {}).get("network_channels", 8)
-    return f"{entry['bundle']} w{channels}"
+    """``<bundle> w<channels>`` from a run's record (its overrides, else the bundle's default of 8), followed by its
+    other overrides and ``+init`` for a run that started from earlier weights."""
+    overrides = dict(entry.get("overrides", {}))
+    label = f"{entry['bundle']} w{overrides.pop('network_channels', 8)}"
+    label += "".join(f" {key}={value}" for key, value in sorted(overrides.items()))
+    return label + (" +init" if entry.get("initialised_from") else "")
 
 
 def cpu_hours(seconds: float, entry: dict) -> float:

@@ -22,6 +22,8 @@ def test_labels_and_cpu_hours_come_from_the_record():
     script = _script("training_scaling")
     assert script.run_label({"bundle": "vtn_addd", "overrides": {"network_channels": 16}}) == "vtn_addd w16"
     assert script.run_label({"bundle": "miregnet", "overrides": {}}) == "miregnet w8"
+    sampled = {"bundle": "miregnet", "overrides": {"mine#samples": 16384}, "initialised_from": {"bundle": "miregnet"}}
+    assert script.run_label(sampled) == "miregnet w8 mine#samples=16384 +init"
     assert script.cpu_hours(1800.0, {"threads": 2}) == pytest.approx(1.0)
     assert script.cpu_hours(3600.0, {}) == pytest.approx(1.0)  # an older record: one thread
 
