@@ -225,13 +225,14 @@ def write_tables(results: dict, out_dir: Path, command: str) -> None:
         f"{results['iterations']} iterations after {results['warmup']} warm-up iterations. Seconds per iteration.",
         "",
         "| version | bundle | data | forward | loss | backward | optimiser | handlers | step | it/s | GFLOP/it "
-        "| GFLOP/s (fwd+loss+bwd+opt) | GFLOP/s (step) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| GFLOP/s (fwd+loss+bwd+opt) | GFLOP/s (step) | step share of {PEAK_GFLOPS:.0f} GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for version, rows in results["versions"].items():
         for label, row in rows.items():
             cells = [row[part] for part in PARTS] + [row["step_s"], row["iterations_per_s"]]
-            cells += [row.get("gflop_per_iteration", ""), row.get("gflops_compute", ""), row.get("gflops_step", "")]
+            cells += [row["gflop_per_iteration"], row["gflops_compute"], row["gflops_step"]]
+            cells.append(f"{row['gflops_step'] / PEAK_GFLOPS:.0%}")
             lines.append(f"| {version} | {label} | " + " | ".join(str(cell) for cell in cells) + " |")
     if len(results["versions"]) == 2:
         (old, old_rows), (new, new_rows) = results["versions"].items()
