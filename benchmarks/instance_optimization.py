@@ -7,12 +7,12 @@
 On each test pair of each track (the benchmark's own pairs, :func:`monai_mine.benchmark.make_pair`), in one run on
 one machine: Elastix (the reference), then for each setting the bundle's network refined on the pair
 (``register_files`` with ``instance_optimization``, time included) and the identity refined alone (pure
-optimisation, no network). A setting ``N`` is N Adam steps on a 32-voxel, then N on a 64-voxel grid (the bundles'
-default ``instance_optimizer``: 1/4 and 1/2 of a 128^3 pair; 0 = no optimisation); ``A/B/C`` adds a level at full
-resolution: A, B and C
-steps at 1/4, 1/2 and 1/1, learning rates 1, 1 and 0.25 (the unknowns at 1/2 resolution throughout). Every DDF is
-scored as the benchmark scores it (mean tissue Dice, displacement error against the true field, folding, time per
-pair). Writes
+optimisation, no network). A setting is what ``monai-mine register --instance_optimization`` accepts: ``N`` is N
+Adam steps on a 32-voxel, then N on a 64-voxel grid (the bundles' default ``instance_optimizer``: 1/4 and 1/2 of a
+128^3 pair; 0 = no optimisation); ``A/B/C`` adds a level at full resolution: A, B and C steps at 1/4, 1/2 and 1/1,
+learning rates 1, 1 and 0.25 (the unknowns at 1/2 resolution throughout); a preset name (``fast``, ``balanced``,
+``accurate``) is its schedule ``A/B/C``, the same as ``register`` runs at 128^3. Every DDF is scored as the
+benchmark scores it (mean tissue Dice, displacement error against the true field, folding, time per pair). Writes
 ``instance_optimization.md`` (the tables, the targets and the command), ``instance_optimization.json`` (every score)
 and ``instance_optimization.png`` (Dice against time per pair) to ``--out_dir``::
 
@@ -40,21 +40,33 @@ from monai_mine.benchmark.report import write_json
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 from monai_mine.registration import InstanceOptimizer
+from monai_mine.registration.steps import instance_optimization_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = ("dice", "error_mean_vox", "folding_percent", "runtime_s")
 
 
 def optimizer_for(spec: str, size: int) -> InstanceOptimizer | None:
-    """The instance optimiser of a step specification (``"50"`` or ``"50/50/10"``) for ``size``^3 pairs; ``None``
-    for ``"0"``."""
-    counts = [int(n) for n in spec.split("/")]
-    if len(counts) == 1:
-        return InstanceOptimizer(steps=counts[0]) if counts[0] else None
-    if len(counts) != 3:
-        raise ValueError(f"--steps entry {spec!r} must read N or A/B/C (steps at 1/4, 1/2 and full resolution).")
+    """The instance optimiser of a step specification (``"50"``, ``"50/50/10"`` or a preset name such as
+    ``"accurate"``, :data:`~monai_mine.registration.steps.PRESETS`) for ``size``^3 pairs; ``None`` for ``"0"``."""
+    try:
+        schedule = instance_optimization_schedule(spec)
+    except ValueError as error:
+        raise ValueError(f"--steps entry {spec!r} must read N, A/B/C or a preset: {error}") from None
+    if not schedule.full_resolution:
+        return InstanceOptimizer(steps=schedule.steps[0]) if schedule.refines else None
+    if len(schedule.steps) != 3:
+        raise ValueError(
+            f"--steps entry {spec!r} must read N, A/B/C or a preset (steps at 1/4, 1/2 and full resolution)."
+        )
     levels = (size // 4, size // 2, size)
-    return InstanceOptimizer(steps=counts, levels=levels, learning_rate=(1.0, 1.0, 0.25))
+    return InstanceOptimizer(steps=schedule.steps, levels=levels, learning_rate=(1.0, 1.0, 0.25))
+
+
+def steps_label(spec: str) -> str:
+    """A specification as the tables show it: a preset with its schedule (``"fast (25/25/0)"``)."""
+    schedule = instance_optimization_schedule(spec)
+    return str(schedule) if schedule.name else spec
 
 
 def parse_networks(value: str) -> dict[str, tuple[str, Path]]:
@@ -91,8 +103,9 @@ def table(rows: dict) -> str:
     ]
     for method, row in rows.items():
         name, _, steps = method.partition("@")
+        steps = steps_label(steps) if steps else "-"
         lines.append(
-            f"| {name} | {steps or '-'} | {row['n']} | {row['dice']:.3f} | {row['error_mean_vox']:.2f} | "
+            f"| {name} | {steps} | {row['n']} | {row['dice']:.3f} | {row['error_mean_vox']:.2f} | "
             f"{row['folding_percent']:.3f} | {row['runtime_s']:.2f} |"
         )
     return "\n".join(lines)
@@ -123,8 +136,9 @@ def targets(summary: dict, networks: dict) -> list[str]:
         for steps in dict.fromkeys(m.split("@")[1] for m in refined):
             network, identity = rows.get(f"{bundle}+io@{steps}"), rows.get(f"identity+io@{steps}")
             if network and identity and steps != "0":
+                label = steps_label(steps)
                 lines.append(
-                    f"  - {steps} steps: network start {network['dice']:.3f} in {network['runtime_s']:.2f} s, "
+                    f"  - {label} steps: network start {network['dice']:.3f} in {network['runtime_s']:.2f} s, "
                     f"identity start {identity['dice']:.3f} in {identity['runtime_s']:.2f} s"
                 )
     return lines
@@ -150,7 +164,11 @@ def plot(summary: dict, path: Path) -> None:
                 axis.plot(dict(series)["0"]["runtime_s"], dict(series)["0"]["dice"], "D", color=colour,
                           label=f"{start} network alone")  # fmt: skip
             for layout, style in (("1/4, 1/2", "-"), ("1/4, 1/2, full", "--")):
-                points = [(spec, r) for spec, r in series if spec != "0" and ("/" in spec) == (style == "--")]
+                points = [
+                    (spec, r)
+                    for spec, r in series
+                    if spec != "0" and instance_optimization_schedule(spec).full_resolution == (style == "--")
+                ]
                 if not points:
                     continue
                 axis.plot([r["runtime_s"] for _, r in points], [r["dice"] for _, r in points], style, marker="o",
@@ -181,7 +199,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tracks", default="mono,multimodal")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", default="0,25,50,100,200,50/50/10", help="N or A/B/C settings, comma-separated")
+    parser.add_argument(
+        "--steps", default="0,25,50,100,200,50/50/10", help="N, A/B/C or preset (fast, balanced, accurate) settings"
+    )
     parser.add_argument("--networks", default="mono=vtn_addd,multimodal=vtn_addd", help="track=bundle[:weights]")
     parser.add_argument("--references", default="elastix", help="classical methods run beside, comma-separated")
     parser.add_argument("--seed", type=int, default=0)

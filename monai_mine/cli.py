@@ -268,9 +268,11 @@ def register(
         out: the output folder.
         checkpoint: weights instead of the bundle's models/model.pt (a state dict or a training checkpoint).
         moving_label: a label map of the moving image; repeat the flag (or pass "[a.nii.gz,b.nii.gz]") for more.
-        instance_optimization: refine the DDF on the pair with this many Adam steps on each level (a grid of 32,
-            then 64 voxels along the fixed image's longest axis; the bundle's instance_optimizer: local correlation
-            + diffusion): a whole number from 0 to 10000; progress is printed every 100 steps.
+        instance_optimization: refine the DDF on the pair (the bundle's instance_optimizer: local correlation +
+            diffusion): a preset, fast (25/25/0), balanced (50/50/10) or accurate (50/50/20); a schedule A/B/C of
+            Adam steps on a grid of 32, then 64 voxels along the fixed image's longest axis, then at full
+            resolution; or a whole number N, N steps on each of the 32- and 64-voxel grids (0: the network alone);
+            each count from 0 to 10000. Progress is printed every 100 steps.
         device: "cpu" or "cuda".
         assume_affine: accept NIfTI files whose qform and sform codes are both 0 (nibabel's fallback affine).
         overwrite: replace an output folder that holds an earlier registration's results, as a whole.
@@ -405,7 +407,7 @@ def benchmark(
     work_dir: str | None = None,
     training_pairs: int = 32,
     image_size: int = 64,
-    instance_optimization: int = 50,
+    instance_optimization: int | str = 50,
 ) -> str:
     """Real-image benchmark on ICBM152 template pairs: identity, ANTs, Elastix and the bundles side by side.
 
@@ -426,7 +428,8 @@ def benchmark(
         work_dir: folder for bulky intermediate files; default <out_dir>/work.
         training_pairs: training pairs per track for the bundles trained here.
         image_size: the bundles' working grid edge in training and registration.
-        instance_optimization: Adam steps per level of the +io methods.
+        instance_optimization: Adam steps per level of the +io methods, a preset (fast, balanced, accurate) or a
+            schedule A/B/C (the last level at full resolution).
 
     Returns:
         the Markdown tables and where the results are.
@@ -450,7 +453,7 @@ def benchmark(
             work_dir=work_dir,
             training_pairs=training_pairs,
             image_size=image_size,
-            instance_optimization=int(instance_optimization),
+            instance_optimization=instance_optimization,
         )
     tables = [f"track {track}\n{track_table(content['summary'], track)}" for track in content["summary"]]
     return "\n".join(tables) + f"\nresults in {Path(out_dir).resolve()}"

@@ -107,16 +107,18 @@ def identity_instance_method(instance_optimization) -> Callable[[BenchmarkPair],
     """``identity+io``: instance optimisation from the identity as ``pair -> MethodRun``.
 
     Args:
-        instance_optimization: Adam steps per level with the bundles' default settings, or an
+        instance_optimization: Adam steps per level with the bundles' default settings (32- and 64-voxel levels,
+            local correlation), a preset or a schedule ``A/B/C`` (a last level at full resolution), or an
             :class:`~monai_mine.registration.InstanceOptimizer`.
     """
     import torch
 
     from monai_mine.registration import InstanceOptimizer
+    from monai_mine.registration.steps import instance_optimization_schedule
 
     optimizer = instance_optimization
     if not isinstance(optimizer, InstanceOptimizer):
-        optimizer = InstanceOptimizer(steps=int(instance_optimization))
+        optimizer = InstanceOptimizer(steps=instance_optimization_schedule(instance_optimization))
 
     def run(pair: BenchmarkPair) -> MethodRun:
         images = (
@@ -147,8 +149,8 @@ class BundleMethod:
             work_dir: folder for each pair's NIfTI inputs and the registration's outputs.
             image_size: working grid edge; default the one the weights were trained at (their model record).
             device: where the network runs.
-            instance_optimization: Adam steps per level of the bundle's instance optimisation (0: the network), or
-                an :class:`~monai_mine.registration.InstanceOptimizer`.
+            instance_optimization: Adam steps per level of the bundle's instance optimisation (0: the network), a
+                preset or a schedule ``A/B/C``, or an :class:`~monai_mine.registration.InstanceOptimizer`.
 
         Raises:
             FileNotFoundError: when the bundle or checkpoint does not exist.

@@ -171,7 +171,7 @@ def run_benchmark(
     training_pairs: int = 32,
     validation_pairs: int = 4,
     image_size: int = 64,
-    instance_optimization: int = 50,
+    instance_optimization: int | str = 50,
     command: str | None = None,
 ) -> dict:
     """Run the benchmark and write its outputs (see the module docstring).
@@ -192,7 +192,8 @@ def run_benchmark(
         training_pairs: training pairs per track when a bundle is trained here.
         validation_pairs: validation pairs per track (best-checkpoint selection).
         image_size: the bundles' working grid edge, in training and registration.
-        instance_optimization: Adam steps per level of the ``+io`` methods.
+        instance_optimization: Adam steps per level of the ``+io`` methods, a preset or a schedule ``A/B/C``
+            (:func:`~monai_mine.registration.steps.instance_optimization_schedule`).
         command: the command line to record; default ``sys.argv``.
 
     Returns:
@@ -206,7 +207,10 @@ def run_benchmark(
     given = parse_checkpoints(checkpoints, track_list)
     if int(pairs) < 1:
         raise ValueError(f"--pairs must be at least 1, got {pairs}.")
-    if int(instance_optimization) < 1 and any(method in INSTANCE_METHODS for method in method_list):
+    from monai_mine.registration.steps import instance_optimization_schedule
+
+    schedule = instance_optimization_schedule(instance_optimization)
+    if not schedule.refines and any(method in INSTANCE_METHODS for method in method_list):
         raise ValueError(
             f"--instance_optimization must be at least 1 step for +io methods, got {instance_optimization}."
         )
@@ -231,7 +235,7 @@ def run_benchmark(
         "seed": int(seed),
         "train_minutes": float(train_minutes),
         "image_size": int(image_size),
-        "instance_optimization": int(instance_optimization),
+        "instance_optimization": str(schedule) if schedule.full_resolution else schedule.value,
     }
     records: list[dict] = []
     training: dict[str, dict] = {}
@@ -250,7 +254,7 @@ def run_benchmark(
     for track in track_list:
         runners = {name: classical_method(name) for name in method_list if name in CLASSICAL_METHODS}
         if f"identity{INSTANCE_SUFFIX}" in method_list:
-            runners[f"identity{INSTANCE_SUFFIX}"] = identity_instance_method(instance_optimization)
+            runners[f"identity{INSTANCE_SUFFIX}"] = identity_instance_method(schedule)
         if bundles and any((bundle, track) not in given for bundle in bundles):
             datalist = write_training_datalist(
                 template, track, work / "training" / track, training_pairs, validation_pairs, seed
@@ -276,7 +280,7 @@ def run_benchmark(
                 }
             for method in (bundle, f"{bundle}{INSTANCE_SUFFIX}"):
                 if method in method_list:
-                    steps = instance_optimization if method != bundle else 0
+                    steps = schedule if method != bundle else 0
                     runners[method] = BundleMethod(
                         shipped_bundle_dir(bundle), checkpoint, work / "pairs", image_size, instance_optimization=steps
                     )

@@ -36,6 +36,7 @@ __all__ = [
     "TrainedModel",
     "apply_model_record",
     "apply_weights_record",
+    "configured_inferer",
     "configured_instance_optimizer",
     "load_trained_model",
     "read_bundle_config",
@@ -140,9 +141,9 @@ class TrainedModel:
         self.image_size = int(self.image_size)
         self.device = torch.device(self.device)
 
-    def instance_optimizer(self, steps: int) -> Any:
-        """The configs' ``instance_optimizer`` with ``steps`` Adam steps per level
-        (:func:`configured_instance_optimizer`).
+    def instance_optimizer(self, steps: int | str) -> Any:
+        """The configs' ``instance_optimizer`` with ``steps``: Adam steps per level, a preset name or a schedule
+        ``A/B/C`` (:func:`configured_instance_optimizer`).
 
         Raises:
             ValueError: when the model has no bundle config, or its configs define no ``instance_optimizer``.
@@ -152,26 +153,54 @@ class TrainedModel:
         )
 
 
-def configured_instance_optimizer(parser: ConfigParser | None, steps: int, source: str, remedy: str) -> Any:
+def configured_instance_optimizer(parser: ConfigParser | None, steps: int | str, source: str, remedy: str) -> Any:
     """A bundle config's ``instance_optimizer`` (a :class:`~monai_mine.registration.InstanceOptimizer`) with its
-    ``instance_optimization_steps`` set to ``steps``, built anew.
+    ``instance_optimization_steps`` set to ``steps``, built anew; the configs are left as they were.
 
     Args:
         parser: the bundle's configs (``None``: none known).
-        steps: Adam steps per level.
+        steps: what ``--instance_optimization`` accepts
+            (:func:`~monai_mine.registration.steps.instance_optimization_schedule`): Adam steps per level, a preset
+            name or a schedule ``A/B/C``; a preset is set in its explicit form, so both build the same optimiser.
         source: what the configs belong to, for the message.
         remedy: what to do when they define no optimiser, for the message.
 
     Raises:
-        ValueError: naming ``source`` when there are no configs or they define no ``instance_optimizer``.
+        ValueError: naming ``source`` when there are no configs or they define no ``instance_optimizer``, or naming
+            a value ``--instance_optimization`` does not accept.
     """
+    from monai_mine.registration.steps import instance_optimization_schedule
+
+    schedule = instance_optimization_schedule(steps)
     if parser is None or "instance_optimizer" not in parser:
         raise ValueError(
             f"{source} has no instance_optimizer in its bundle configs: {remedy}, or build a "
             "monai_mine.registration.InstanceOptimizer."
         )
-    parser["instance_optimization_steps"] = int(steps)
-    return parser.get_parsed_content("instance_optimizer", lazy=False)
+    key = "instance_optimization_steps"
+    previous = parser.get(key, 0)
+    parser[key] = schedule.value
+    try:
+        return parser.get_parsed_content("instance_optimizer", lazy=False)
+    finally:
+        parser[key] = previous
+
+
+def configured_inferer(parser: ConfigParser | None, steps: int | str, source: str, remedy: str) -> Any:
+    """The bundle's inferer with the instance optimisation ``steps`` asks for: an
+    :class:`~monai_mine.registration.InstanceOptimizationInferer` around :func:`configured_instance_optimizer`
+    (the network alone for 0 steps). For a caller that parses the configs itself (MONAI Label's infer request).
+
+    Raises:
+        ValueError: as :func:`configured_instance_optimizer`.
+    """
+    from monai_mine.registration.instance import InstanceOptimizationInferer
+    from monai_mine.registration.steps import instance_optimization_schedule
+
+    schedule = instance_optimization_schedule(steps)
+    if not schedule.refines:
+        return InstanceOptimizationInferer(None)
+    return InstanceOptimizationInferer(configured_instance_optimizer(parser, schedule, source, remedy))
 
 
 def _network_state(checkpoint: Any, path: Path) -> Mapping[str, torch.Tensor]:

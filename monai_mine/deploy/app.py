@@ -25,6 +25,7 @@ from monai_mine.deploy.operators import (
     RegistrationWriterOperator,
 )
 from monai_mine.keys import IMAGE_KEYS
+from monai_mine.registration.steps import instance_optimization_schedule
 
 try:
     from monai.deploy.conditions import CountCondition
@@ -44,8 +45,9 @@ class RegistrationApp(Application):
     """Loads ``moving.nii.gz`` and ``fixed.nii.gz`` from the input folder, registers them with the bundle given
     with ``-m`` (an exported ``model.ts`` or a bundle folder) and writes the DDF and the warped image.
 
-    The environment variable ``MONAI_MINE_INSTANCE_OPTIMIZATION`` (default 0) sets the Adam steps per level of
-    instance optimisation on the pair."""
+    The environment variable ``MONAI_MINE_INSTANCE_OPTIMIZATION`` (default 0) sets the instance optimisation on the
+    pair as ``--instance_optimization`` does: Adam steps per level, a preset (``fast``, ``balanced``, ``accurate``)
+    or a schedule ``A/B/C``."""
 
     def compose(self) -> None:
         app_context: AppContext = Application.init_app_context(self.argv)
@@ -53,10 +55,12 @@ class RegistrationApp(Application):
             self, CountCondition(self, 1), input_folder=Path(app_context.input_path), name="pair_loader"
         )
         steps = os.environ.get(INSTANCE_OPTIMIZATION_VARIABLE, "0")
-        if not steps.isdigit():
-            raise ValueError(f"{INSTANCE_OPTIMIZATION_VARIABLE} must be a number of steps >= 0, got {steps!r}.")
+        try:
+            schedule = instance_optimization_schedule(steps)
+        except ValueError as error:
+            raise ValueError(f"{INSTANCE_OPTIMIZATION_VARIABLE}: {error}") from None
         registration = RegistrationInferenceOperator(
-            self, app_context=app_context, instance_optimization=int(steps), name="registration"
+            self, app_context=app_context, instance_optimization=schedule.value, name="registration"
         )
         writer = RegistrationWriterOperator(self, output_folder=Path(app_context.output_path), name="writer")
         self.add_flow(loader, registration, {(key, key) for key in IMAGE_KEYS})

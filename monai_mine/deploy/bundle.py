@@ -265,10 +265,12 @@ class RegistrationBundle:
         device: where the network runs.
         model_file: the file the network was loaded from (default ``path``).
         instance_optimization: Adam steps per level of the config's ``instance_optimizer`` refining each DDF on its
-            pair (0: the network alone).
+            pair (0: the network alone), a preset (``"fast"``, ``"balanced"``, ``"accurate"``) or a schedule
+            ``"A/B/C"`` (:func:`~monai_mine.registration.steps.instance_optimization_schedule`).
 
     Raises:
-        ValueError: when ``instance_optimization`` is negative, or asked of configs without an ``instance_optimizer``.
+        ValueError: when ``instance_optimization`` is not a value ``--instance_optimization`` accepts, or is asked of
+            configs without an ``instance_optimizer``.
     """
 
     def __init__(
@@ -278,7 +280,7 @@ class RegistrationBundle:
         parser: ConfigParser,
         device: torch.device,
         model_file: str | os.PathLike | None = None,
-        instance_optimization: int = 0,
+        instance_optimization: int | str = 0,
     ) -> None:
         self.path = Path(path)
         self.model_file = self.path if model_file is None else Path(model_file)
@@ -289,7 +291,7 @@ class RegistrationBundle:
         _check_data_format(self.metadata, self.path)
         self.preprocessing = _filtered_preprocessing(parser, self.path)
         self.run_network = FastRegistration(network, self.device, channels_last=False, cudnn_benchmark=False)
-        self.instance_optimizer = _instance_optimizer(parser, int(instance_optimization), self.path)
+        self.instance_optimizer = _instance_optimizer(parser, instance_optimization, self.path)
 
     @property
     def name(self) -> str:
@@ -330,20 +332,21 @@ class RegistrationBundle:
         )
 
 
-def _instance_optimizer(parser: ConfigParser, steps: int, path: Path) -> Any:
-    if steps < 0:
-        raise ValueError(f"instance_optimization must be >= 0 steps, got {steps}.")
-    if not steps:
+def _instance_optimizer(parser: ConfigParser, steps: int | str, path: Path) -> Any:
+    from monai_mine.registration.steps import instance_optimization_schedule
+
+    schedule = instance_optimization_schedule(steps)
+    if not schedule.refines:
         return None
     remedy = "export the bundle again with this monai-mine version, or register without instance optimisation"
-    return configured_instance_optimizer(parser, steps, f"the bundle {path}", remedy)
+    return configured_instance_optimizer(parser, schedule, f"the bundle {path}", remedy)
 
 
 def load_registration_bundle(
     path: str | os.PathLike,
     device: str | torch.device | None = None,
     config_names: Sequence[str] = ("inference",),
-    instance_optimization: int = 0,
+    instance_optimization: int | str = 0,
 ) -> RegistrationBundle:
     """Load an exported registration bundle (``model.ts``) or a bundle folder as MONAI Deploy does.
 
@@ -352,7 +355,8 @@ def load_registration_bundle(
             ``models/model.pt``).
         device: where to run; default CUDA when available, else CPU.
         config_names: the configs holding ``preprocessing`` (MONAI Deploy's default: ``inference``).
-        instance_optimization: Adam steps per level of instance optimisation on each pair (0: the network alone).
+        instance_optimization: Adam steps per level of instance optimisation on each pair (0: the network alone),
+            a preset (``"fast"``, ``"balanced"``, ``"accurate"``) or a schedule ``"A/B/C"``.
 
     Raises:
         FileNotFoundError: naming a missing archive, folder, config or model file.

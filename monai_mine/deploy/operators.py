@@ -26,6 +26,7 @@ from monai_mine.deploy.bundle import RegistrationBundle, WorkingGridRegistration
 from monai_mine.deploy.images import image_to_metatensor, metatensor_to_image_parts
 from monai_mine.io.nifti import save_nifti
 from monai_mine.keys import IMAGE_KEYS
+from monai_mine.registration.steps import instance_optimization_schedule
 
 try:
     from monai.deploy.core import AppContext, Fragment, Image, Operator, OperatorSpec
@@ -136,7 +137,7 @@ class RegistrationInferenceOperator(InferenceOperator):
         model_name: str = "",
         bundle_path: str | os.PathLike | None = None,
         device: str | None = None,
-        instance_optimization: int = 0,
+        instance_optimization: int | str = 0,
         **kwargs,
     ) -> None:
         """
@@ -147,10 +148,11 @@ class RegistrationInferenceOperator(InferenceOperator):
             bundle_path: an exported ``model.ts`` or a bundle folder (overrides the application's models).
             device: where to run; default CUDA when available, else CPU.
             instance_optimization: Adam steps per level of instance optimisation on each pair (0: the network
-                alone; see :class:`monai_mine.registration.InstanceOptimizer`).
+                alone; see :class:`monai_mine.registration.InstanceOptimizer`), a preset (``"fast"``,
+                ``"balanced"``, ``"accurate"``) or a schedule ``"A/B/C"``.
         """
         self.app_context = app_context
-        self.instance_optimization = int(instance_optimization)
+        self.instance_optimization = instance_optimization_schedule(instance_optimization).value
         self.model_name = model_name
         self.bundle_path = Path(bundle_path) if bundle_path else None
         self.device = device

@@ -13,8 +13,10 @@ and, when the request has a ``moving_label``, ``warped_label`` on the preprocess
 returned is ``result_image`` (``"warped"`` by default, or ``"ddf"``/``"warped_label"``), moved to a file of its own
 in the temporary folder (MONAI Label's infer endpoint deletes it once sent; a caller in Python owns it); the other
 files are deleted. The result JSON names the returned file, the outputs a request can choose from, and the DDF's
-shape (as saved), units and affine. Weights that do not fit the bundle's network raise
-:class:`monai_mine.label.bundles.BundleWeightsError`, naming the file, the bundle and what to do. Needs
+shape (as saved), units and affine. A request's ``instance_optimization`` (what ``monai-mine register
+--instance_optimization`` accepts: Adam steps per level, a preset ``fast``/``balanced``/``accurate`` or a schedule
+``A/B/C``) refines the DDF on the pair with the bundle's ``instance_optimizer``. Weights that do not fit the bundle's
+network raise :class:`monai_mine.label.bundles.BundleWeightsError`, naming the file, the bundle and what to do. Needs
 ``monailabel`` (see README.md).
 """
 
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from monai_mine.bundle import apply_weights_record
+from monai_mine.bundle.loader import configured_inferer
 from monai_mine.label.bundles import load_bundle_network
 from monai_mine.label.datastore import resolve_fixed_image
 from monai_mine.label.pipeline import (
@@ -37,6 +40,7 @@ from monai_mine.label.pipeline import (
     registration_result_json,
     write_registration_outputs,
 )
+from monai_mine.registration.steps import instance_optimization_schedule
 
 try:
     from monailabel.interfaces.tasks.infer_v2 import InferType
@@ -47,12 +51,16 @@ except ImportError as error:
         f"importing it failed with: {error}"
     ) from error
 
-__all__ = ["RESULT_IMAGE_KEY", "RegistrationInferTask"]
+__all__ = ["INSTANCE_OPTIMIZATION_KEY", "RESULT_IMAGE_KEY", "RegistrationInferTask"]
 
 logger = logging.getLogger(__name__)
 
 RESULT_IMAGE_KEY = "result_image"
 """Request parameter choosing the file returned as the result: one of ``OUTPUTS`` (default ``"warped"``)."""
+
+INSTANCE_OPTIMIZATION_KEY = "instance_optimization"
+"""Request parameter: instance optimisation of the DDF on the pair, as ``--instance_optimization`` takes it (default:
+the bundle's ``inferer``, the network alone)."""
 
 
 class RegistrationInferTask(BundleInferTask):
@@ -128,9 +136,20 @@ class RegistrationInferTask(BundleInferTask):
         result_image = request.get(RESULT_IMAGE_KEY, "warped")
         if result_image not in OUTPUTS:
             raise ValueError(f"{RESULT_IMAGE_KEY} must be one of {list(OUTPUTS)}, got {result_image!r}.")
+        if request.get(INSTANCE_OPTIMIZATION_KEY) is not None:
+            instance_optimization_schedule(request[INSTANCE_OPTIMIZATION_KEY])  # refused before any work
         request = resolve_fixed_image(request, None)
         self._refresh_bundle_config()
         return super().__call__(request, callbacks)
+
+    def inferer(self, data: Any = None) -> Any:
+        """The bundle's inferer, or with the request's ``instance_optimization`` the bundle's
+        ``instance_optimizer`` around the network (:func:`monai_mine.bundle.loader.configured_inferer`)."""
+        value = data.get(INSTANCE_OPTIMIZATION_KEY) if data else None
+        if value is None:
+            return super().inferer(data)
+        remedy = "use a monai-mine bundle whose inference.json defines one"
+        return configured_inferer(self.bundle_config, value, f"bundle {self.bundle_path}", remedy)
 
     def pre_transforms(self, data: Any = None) -> Sequence[Callable]:
         return registration_pre_transforms(super().pre_transforms(data), self.input_key)

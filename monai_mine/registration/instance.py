@@ -33,6 +33,7 @@ field at every level, so one weight serves all levels.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,8 +47,10 @@ from torch import nn
 from monai_mine.flows import check_ddf, compose_ddf, integrate_velocity, resize_ddf, warp
 from monai_mine.losses.similarity import CorrelationCoefficientLoss, LocalCorrelationLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
+from monai_mine.registration.steps import InstanceSchedule, instance_optimization_schedule
 
 __all__ = [
+    "FULL_RESOLUTION",
     "SIMILARITIES",
     "InstanceOptimization",
     "InstanceOptimizationInferer",
@@ -101,6 +104,17 @@ class InstanceOptimization:
     seconds: float
 
 
+FULL_RESOLUTION = math.inf
+"""A level's size meaning the image's own grid (``"full"`` in a config's ``levels``)."""
+
+
+def _level_size(size: int | float | str) -> int | float:
+    """A level's size as given: a whole number of voxels, or ``"full"``/:data:`FULL_RESOLUTION`."""
+    if size == "full" or size == FULL_RESOLUTION:
+        return FULL_RESOLUTION
+    return int(size)
+
+
 def _level_shape(shape: Sequence[int], size: float) -> tuple[int, ...]:
     """The grid with ``size`` voxels along the longest axis of ``shape`` (the others in proportion, at least 2),
     or ``shape`` itself when ``size`` reaches it."""
@@ -124,8 +138,8 @@ class InstanceOptimizer:
 
     def __init__(
         self,
-        steps: int | Sequence[int] = 50,
-        levels: Sequence[int] = (32, 64),
+        steps: int | Sequence[int] | str | InstanceSchedule = 50,
+        levels: Sequence[int | str] = (32, 64),
         similarity: str | nn.Module = "local_correlation",
         kernel_size: int = 5,
         smoothness: float = 1.0,
@@ -134,12 +148,17 @@ class InstanceOptimizer:
         field_factor: int = 2,
         diffeomorphic: bool = False,
         integration_steps: int = 7,
+        full_resolution_learning_rate: float = 0.25,
     ) -> None:
         """
         Args:
-            steps: Adam steps at each level, or one count per level (0 everywhere: the DDF is returned unchanged).
+            steps: Adam steps at each level, or one count per level (0 everywhere: the DDF is returned unchanged);
+                or what ``--instance_optimization`` accepts
+                (:func:`~monai_mine.registration.steps.instance_optimization_schedule`): ``"50"``, a preset name
+                (``"fast"``, ``"balanced"``, ``"accurate"``) or a schedule ``"A/B/C"``, one count per level of
+                ``levels`` and a last one for a level added at full resolution.
             levels: each level's grid, coarse to fine, as voxels along the image's longest axis (the other axes in
-                proportion); a size at or beyond the image's keeps its resolution.
+                proportion); a size at or beyond the image's, or ``"full"``, keeps its resolution.
             similarity: a name in :data:`SIMILARITIES` or a loss module ``(warped, fixed) -> scalar``; a module
                 with parameters (e.g. :class:`~monai_mine.losses.MINELoss` and its critic) trains along with the
                 displacement, and keeps its trained state.
@@ -152,18 +171,30 @@ class InstanceOptimizer:
                 voxel for an eighth of the unknowns (and a smoother field).
             diffeomorphic: compose the exponential of a velocity field instead of adding a displacement.
             integration_steps: scaling-and-squaring steps of the diffeomorphic mode.
+            full_resolution_learning_rate: the learning rate of the full-resolution level a schedule ``"A/B/C"`` adds
+                (0.25: the rate the measured trade-off used).
 
         Raises:
-            ValueError: on negative steps or weights, a level below 2 voxels, steps that do not match the levels, or
-                an unknown similarity name.
+            ValueError: on negative steps or weights, a level below 2 voxels, steps that do not match the levels, a
+                value ``--instance_optimization`` does not accept, or an unknown similarity name.
         """
-        levels = tuple(int(size) for size in levels)
+        levels = tuple(_level_size(size) for size in levels)
         if not levels or min(levels) < 2:
             raise ValueError(f"levels must be grid sizes >= 2 voxels, coarse to fine, got {levels}.")
+        rates = _per_level(learning_rate, levels, float)
+        if isinstance(steps, (str, InstanceSchedule)):
+            schedule = instance_optimization_schedule(steps)
+            steps = schedule.steps[0] if not schedule.full_resolution else schedule.steps
+            if schedule.full_resolution:
+                if len(schedule.steps) != len(levels) + 1:
+                    raise ValueError(
+                        f"instance_optimization {schedule}: expected {len(levels) + 1} counts, one per level {levels} "
+                        "and one at full resolution."
+                    )
+                levels, rates = (*levels, FULL_RESOLUTION), (*rates, float(full_resolution_learning_rate))
         counts = _per_level(steps, levels, int)
         if len(counts) != len(levels) or min(counts) < 0:
             raise ValueError(f"steps must be >= 0, one count or one per level {levels}, got {steps}.")
-        rates = _per_level(learning_rate, levels, float)
         if smoothness < 0 or len(rates) != len(levels) or min(rates) <= 0 or similarity_learning_rate <= 0:
             raise ValueError(
                 f"smoothness must be >= 0 and the learning rates > 0 (one or one per level {levels}), got "

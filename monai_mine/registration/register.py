@@ -50,7 +50,7 @@ from monai_mine.registration.geometry import (
 from monai_mine.registration.instance import InstanceOptimization, InstanceOptimizer
 from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
 from monai_mine.registration.resources import WAYS_OUT, check_device, check_memory, registration_memory
-from monai_mine.registration.steps import instance_optimization_steps
+from monai_mine.registration.steps import instance_optimization_schedule
 from monai_mine.timing import device_clock
 
 __all__ = [
@@ -144,7 +144,7 @@ def register_volumes(
     moving: Volume,
     bundle: TrainedModel,
     moving_labels: Sequence[Volume] = (),
-    instance_optimization: int | InstanceOptimizer = 0,
+    instance_optimization: int | str | InstanceOptimizer = 0,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` with a bundle's network; see the module docstring for the steps.
 
@@ -154,7 +154,9 @@ def register_volumes(
         bundle: the network, working size and intensity transform (:func:`~monai_mine.bundle.load_trained_model`).
         moving_labels: label maps of the moving image (any grid; warped with nearest-neighbour sampling).
         instance_optimization: Adam steps per level of the bundle's ``instance_optimizer`` (0: the network alone;
-            at most :data:`~monai_mine.registration.steps.MAX_INSTANCE_STEPS`), or an
+            at most :data:`~monai_mine.registration.steps.MAX_INSTANCE_STEPS`), a preset name (``"fast"``,
+            ``"balanced"``, ``"accurate"``) or a schedule ``"A/B/C"`` (the last level at full resolution; see
+            :func:`~monai_mine.registration.steps.instance_optimization_schedule`), or an
             :class:`~monai_mine.registration.instance.InstanceOptimizer` of one's own.
 
     Returns:
@@ -162,13 +164,14 @@ def register_volumes(
 
     Raises:
         ValueError: naming the inputs: world boxes that barely overlap (fixed and moving image, or a label map and
-            the moving image), steps that are not a whole number within the bound, or a network output with NaN
+            the moving image), steps that are not a whole number within the bound, a preset or a schedule, or a
+            network output with NaN
             or infinite values (naming the weights).
     """
     optimizer = instance_optimization
     if not isinstance(optimizer, InstanceOptimizer):
-        steps = instance_optimization_steps(optimizer)
-        optimizer = bundle.instance_optimizer(steps) if steps else None
+        schedule = instance_optimization_schedule(optimizer)
+        optimizer = bundle.instance_optimizer(schedule) if schedule.refines else None
     check_overlap(fixed, moving)
     for label in moving_labels:
         check_overlap(moving, label, ("moving image", "moving label"))
@@ -286,7 +289,7 @@ def register_files(
     out_dir: str | os.PathLike,
     checkpoint: str | os.PathLike | None = None,
     moving_labels: Sequence[str | os.PathLike] = (),
-    instance_optimization: int | InstanceOptimizer = 0,
+    instance_optimization: int | str | InstanceOptimizer = 0,
     device: str | torch.device = "cpu",
     assume_affine: bool = False,
     overwrite: bool = False,
@@ -312,7 +315,8 @@ def register_files(
         checkpoint: weights instead of the bundle's ``models/model.pt`` (only with a bundle folder).
         moving_labels: label map files of the moving image.
         instance_optimization: Adam steps per level of the bundle's ``instance_optimizer`` refining the DDF on
-            this pair (0: the network alone), or an
+            this pair (0: the network alone), a preset (``"fast"``, ``"balanced"``, ``"accurate"``), a schedule
+            ``"A/B/C"`` (the last level at full resolution), or an
             :class:`~monai_mine.registration.instance.InstanceOptimizer`.
         device: ``"cpu"``, ``"cuda"``, ... (only with a bundle folder; a loaded bundle keeps its device).
         assume_affine: accept NIfTI inputs whose qform and sform codes are both 0, with nibabel's fallback
@@ -351,7 +355,7 @@ def register_files(
     if isinstance(instance_optimization, InstanceOptimizer):
         refines = any(instance_optimization.steps)
     else:
-        refines = instance_optimization_steps(instance_optimization) > 0
+        refines = instance_optimization_schedule(instance_optimization).refines
     what = f"registering {fixed} ({'x'.join(map(str, fixed_volume.grid.shape))} voxels) with {moving}"
     label_voxels = sum(label.data.size for label in labels)
     needed = registration_memory(fixed_volume.data.size, label_voxels, bundle.image_size, refines)

@@ -42,8 +42,13 @@ def test_arguments_are_checked():
     assert script.optimizer_for("0", 128) is None and script.optimizer_for("25", 128).steps == (25, 25)
     fine = script.optimizer_for("50/40/10", 128)
     assert fine.steps == (50, 40, 10) and fine.levels == (32, 64, 128) and fine.learning_rate == (1.0, 1.0, 0.25)
-    with pytest.raises(ValueError, match="must read N or A/B/C"):
+    with pytest.raises(ValueError, match="must read N, A/B/C or a preset"):
         script.optimizer_for("5/5", 128)
+    with pytest.raises(ValueError, match="must read N, A/B/C or a preset"):
+        script.optimizer_for("fastest", 128)
+    accurate = script.optimizer_for("accurate", 128)  # a preset is its schedule, as register runs it at 128^3
+    assert accurate.steps == (50, 50, 20) and accurate.levels == (32, 64, 128) and accurate.learning_rate[2] == 0.25
+    assert script.steps_label("fast") == "fast (25/25/0)" and script.steps_label("50/50/10") == "50/50/10"
     with pytest.raises(ValueError, match="must read track=bundle"):
         script.parse_networks("brain=vtn_addd")
     with pytest.raises(FileNotFoundError, match="weights /nowhere.pt"):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import zipfile
 
@@ -104,8 +105,15 @@ def test_instance_optimization_refines_the_ddf_with_the_configs_optimizer(tiny_b
     result = refined.register(moving, fixed)
     torch.testing.assert_close(result.ddf.as_tensor(), expected[0], atol=1e-5, rtol=0)
     assert float((result.ddf.as_tensor() - network_ddf[0]).abs().max()) > 1e-3
-    with pytest.raises(ValueError, match="instance_optimization must be >= 0 steps, got -2"):
+    with pytest.raises(ValueError, match="instance_optimization -2: expected a whole number of Adam steps per level"):
         load_registration_bundle(tiny_bundle.ts, "cpu", instance_optimization=-2)
+    # the same values as --instance_optimization: a preset is its explicit schedule, a last level at full resolution
+    fast = load_registration_bundle(tiny_bundle.ts, "cpu", instance_optimization="fast").instance_optimizer
+    explicit = load_registration_bundle(tiny_bundle.ts, "cpu", instance_optimization="25/25/0").instance_optimizer
+    assert fast.steps == explicit.steps == (25, 25, 0) and fast.levels == explicit.levels == (32, 64, math.inf)
+    assert fast.learning_rate == explicit.learning_rate == (1.0, 1.0, 0.25)
+    with pytest.raises(ValueError, match="instance_optimization 'fastest': expected"):
+        load_registration_bundle(tiny_bundle.ts, "cpu", instance_optimization="fastest")
 
 
 def test_bundle_folder_loads_the_export_or_else_the_trained_weights(tiny_bundle, nifti_pair, tmp_path):

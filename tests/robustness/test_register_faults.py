@@ -127,9 +127,7 @@ def test_label_outside_its_image_is_refused(pair, tiny_bundle, monkeypatch, tmp_
     _save(tmp_path / "far_label.nii.gz", np.ones(SHAPE, np.int16), far)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out, "--moving_label", tmp_path / "far_label.nii.gz"), monkeypatch)
-    _assert_refused(
-        message, r"the moving image \S*moving\.nii\.gz .* and the moving label \S*far_label\.nii\.gz", out
-    )
+    _assert_refused(message, r"the moving image \S*moving\.nii\.gz .* and the moving label \S*far_label\.nii\.gz", out)
 
 
 def _series(folder: Path, series: str = "1.2.826.0.1.3680043.2.1125.1") -> None:
@@ -240,7 +238,7 @@ def test_cuda_without_cuda_is_named(pair, tiny_bundle, monkeypatch, tmp_path):
 # bounded and honest
 
 
-@pytest.mark.parametrize("steps", ["1.5", "1000000", "-3", "fast"])
+@pytest.mark.parametrize("steps", ["1.5", "1000000", "-3", "fastest", "50/x/20", "50/50/20000"])
 def test_instance_optimization_outside_its_bound_is_refused(steps, pair, tiny_bundle, monkeypatch, tmp_path):
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out, "--instance_optimization", steps), monkeypatch)
