@@ -21,6 +21,7 @@ Steps (:func:`register_volumes`):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ from monai_mine.registration.steps import instance_optimization_schedule
 from monai_mine.timing import device_clock
 
 __all__ = [
+    "FOLDING_WARNING_PERCENT",
     "MIN_BOX_OVERLAP",
     "RegistrationReport",
     "RegistrationResult",
@@ -61,6 +63,8 @@ __all__ = [
     "register_files",
     "register_volumes",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +100,9 @@ def _scale_intensity(bundle: TrainedModel, moving: torch.Tensor, fixed: torch.Te
     scaled = bundle.intensity({MOVING_IMAGE: moving, FIXED_IMAGE: fixed})
     return tuple(convert_to_tensor(scaled[key], track_meta=False).float() for key in IMAGE_KEYS)
 
+
+FOLDING_WARNING_PERCENT = 1.0
+"""Folding (share of fixed voxels with Jacobian determinant <= 0, in %) above which ``register`` warns."""
 
 MIN_BOX_OVERLAP = 0.1
 """The least share of the smaller image's world box that the fixed and moving boxes must have in common."""
@@ -237,13 +244,32 @@ class RegistrationReport:
     max_det: float = 0.0
     instance: InstanceOptimization | None = None
 
+    def folding_warning(self) -> str | None:
+        """A warning when more than :data:`FOLDING_WARNING_PERCENT` of the voxels fold, else ``None``."""
+        if not self.folding_percent > FOLDING_WARNING_PERCENT:
+            return None
+        remedy = (
+            "fewer instance optimisation steps or a preset (fast, balanced, accurate)"
+            if self.instance is not None
+            else "weights trained for this kind of image, or a bundle trained with a stronger smoothness weight"
+        )
+        return (
+            f"WARNING: the DDF folds {self.folding_percent:.2f} % of the fixed voxels (Jacobian determinant <= 0), "
+            f"above {FOLDING_WARNING_PERCENT:g} %: the warped image and labels are not a one-to-one mapping there "
+            f"(see jacobian.nii.gz and qc.png); try {remedy}."
+        )
+
     def summary(self) -> str:
-        """A few lines for the command line."""
+        """A few lines for the command line: timings, the folding share (with a warning above
+        :data:`FOLDING_WARNING_PERCENT`) and other Jacobian statistics, instance optimisation."""
         lines = [
             f"registered in {self.runtime_s:.2f} s (network {self.network_s:.2f} s); outputs in {self.out_dir}",
             f"Jacobian: folding {self.folding_percent:.3f} % (det <= 0), SDlogJ {self.sdlogj:.4f}, "
             f"det in [{self.min_det:.4f}, {self.max_det:.4f}]",
         ]
+        warning = self.folding_warning()
+        if warning:
+            lines.append(warning)
         if self.instance is not None:
             grids = ", ".join("x".join(map(str, shape)) for shape in self.instance.levels)
             lines.append(
@@ -372,7 +398,7 @@ def register_files(
             save_volume(warped_label, staged[f"label{index}"], fixed_volume)
         _write_qc(fixed_volume, moving_volume, result, jacobian, staged["qc"])
     written_labels = [paths[f"label{index}"] for index in range(len(result.warped_labels))]
-    return RegistrationReport(
+    report = RegistrationReport(
         out_dir=out_dir,
         warped=paths["warped"],
         ddf=paths["ddf"],
@@ -387,6 +413,10 @@ def register_files(
         max_det=stats["max_det"],
         instance=result.instance,
     )
+    warning = report.folding_warning()
+    if warning:
+        logger.warning(f"{fixed} <- {moving}: {warning}")
+    return report
 
 
 @contextmanager

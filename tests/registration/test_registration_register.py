@@ -230,3 +230,30 @@ def test_label_outputs_must_have_distinct_names(tmp_path):
             fixed_path, moving_path, TrainedModel(CentreOfMassNet(), SIZE), tmp_path / "out", moving_labels=paths
         )
     assert not (tmp_path / "out").exists()
+
+
+class FoldingNet(torch.nn.Module):
+    """A "network" whose DDF mirrors the first axis about the grid's centre: x + ddf(x) = c - (x - c), it folds
+    everywhere."""
+
+    total_stride = 1
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        size = image.shape[2]
+        ddf = torch.zeros(image.shape[0], 3, *image.shape[2:])
+        ddf[:, 0] = (-2.0 * (torch.arange(size, dtype=torch.float32) - (size - 1) / 2)).view(1, size, 1, 1)
+        return ddf
+
+
+def test_register_prints_folding_and_warns_above_one_percent(tmp_path, caplog):
+    fixed, moving = fixed_volume(), moving_volume()
+    fixed_path = write_nifti(tmp_path / "f.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "m.nii.gz", moving.data, moving.affine)
+    folding = register_files(fixed_path, moving_path, TrainedModel(FoldingNet(), SIZE), tmp_path / "folds")
+    assert folding.folding_percent > 1.0
+    summary = folding.summary()
+    assert f"folding {folding.folding_percent:.3f} %" in summary
+    assert f"WARNING: the DDF folds {folding.folding_percent:.2f} % of the fixed voxels" in summary
+    assert "above 1 %" in summary and any("WARNING: the DDF folds" in r.getMessage() for r in caplog.records)
+    smooth = register_files(fixed_path, moving_path, TrainedModel(ConstantNet([1.0, 0.0, 0.0]), SIZE), tmp_path / "ok")
+    assert smooth.folding_percent == 0.0 and "WARNING" not in smooth.summary()
