@@ -11,8 +11,25 @@ plugins: bundle configs name them in ``_target_`` after ``"imports": ["$import m
 
 from __future__ import annotations
 
-from monai_mine import bundle, data, engines, flows, losses, metrics, networks
+import importlib
 
 __version__ = "0.1.0"
 
 __all__ = ["bundle", "data", "engines", "flows", "losses", "metrics", "networks", "__version__"]
+
+_SUBPACKAGES = frozenset(__all__) - {"__version__"}
+
+
+def __getattr__(name: str):
+    """The plugin subpackages, imported on first use (PEP 562): ``import monai_mine.cli`` (``monai-mine --help``,
+    ``version``, an argument error) then needs neither torch nor MONAI, while ``monai_mine.losses.MINELoss`` in a
+    config's ``_target_`` or ``$monai_mine.bundle...`` in an expression import what they name."""
+    if name in _SUBPACKAGES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

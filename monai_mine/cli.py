@@ -241,10 +241,10 @@ def _typed_argv(command: Callable, argv: Sequence[str]) -> list[str]:
 
 
 def register(
-    fixed: str,
-    moving: str,
-    bundle: str,
-    out: str,
+    fixed: str | None = None,
+    moving: str | None = None,
+    bundle: str | None = None,
+    out: str | None = None,
     checkpoint: str | None = None,
     moving_label: str | Sequence[str] | None = None,
     instance_optimization: int | str = 0,
@@ -252,8 +252,16 @@ def register(
     assume_affine: bool = False,
     overwrite: bool = False,
     model: str | None = None,
+    datalist: str | None = None,
+    split: str = "test",
+    timings: bool = False,
 ) -> str:
     """Register a moving image to a fixed one (NIfTI, MetaImage, NRRD, MGZ, DICOM folder; any grid) with a bundle.
+
+    Many pairs in one run (the bundle loaded once, a progress line per pair, one output folder per pair inside
+    ``out``): ``--datalist pairs.json`` (items with fixed_image, moving_image and optionally moving_label; a list, or
+    the ``--split`` of {"test": [...], ...}; paths relative to the JSON), or ``--fixed`` and ``--moving`` folders
+    (images paired by file name), or ``--fixed`` an image and ``--moving`` a folder (every image to that one).
 
     Writes the folder ``out`` as a whole (refused if it holds earlier results, unless ``overwrite``), on the fixed
     image's grid with its affine: ``warped.nii.gz``; ``ddf.nii.gz``, an
@@ -279,28 +287,65 @@ def register(
         model: an exported network instead of the weights: <bundle>/models/model.ts, model.onnx (run by ONNX
             Runtime) or model.pt2 (torch.export), as `monai-mine export --format ...` writes them; the model record
             inside gives the working size and intensity normalisation.
+        datalist: a datalist JSON of pairs to register in one run (instead of --fixed and --moving).
+        split: the datalist's list of pairs.
+        timings: print where the wall time went, from process start: imports, config parsing, model build and
+            weight load, reading, resampling, network, instance optimisation, full-resolution warping, Jacobian, QC
+            figure, writing.
 
     Returns:
         timings, Jacobian statistics and the output folder.
     """
-    from monai_mine.registration import register_files
+    from monai_mine.timing import StageTimer, process_seconds
 
+    timer = StageTimer()
+    started = process_seconds()
+    if started is not None:
+        timer.add("start-up (interpreter, command line)", started)
     _show_progress()
     with _user_errors("register"):
-        report = register_files(
-            str(fixed),
-            str(moving),
-            str(bundle),
-            str(out),
-            None if checkpoint is None else str(checkpoint),
-            _paths(moving_label),
-            instance_optimization,
-            device,
-            assume_affine=bool(assume_affine),
-            overwrite=bool(overwrite),
-            model=None if model is None else str(model),
-        )
-    return report.summary()
+        if bundle is None or out is None or (datalist is None and (fixed is None or moving is None)):
+            raise ValueError(
+                "register needs --bundle, --out and either --fixed and --moving (images or folders) or --datalist."
+            )
+        with timer.stage("imports (torch, MONAI, monai_mine)"):
+            from monai_mine.registration import register_files
+            from monai_mine.registration.many import pairs_from_datalist, pairs_from_folders, register_pairs
+        settings = {
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "instance_optimization": instance_optimization,
+            "device": device,
+            "assume_affine": bool(assume_affine),
+            "overwrite": bool(overwrite),
+            "model": None if model is None else str(model),
+            "timer": timer,
+        }
+        many = datalist is not None or Path(str(moving)).is_dir() and not _is_dicom_folder(Path(str(moving)))
+        if many:
+            if datalist is not None:
+                pairs = pairs_from_datalist(str(datalist), str(split))
+            else:
+                pairs = pairs_from_folders(str(fixed), str(moving))
+            reports = register_pairs(pairs, str(bundle), str(out), **settings)
+            folding = [report.folding_percent for report in reports]
+            lines = [
+                f"registered {len(reports)} pairs into {Path(str(out)).resolve()}: folding at most "
+                f"{max(folding):.3f} % (det <= 0), {sum(f > 1.0 for f in folding)} pair(s) above 1 %",
+            ]
+        else:
+            settings["moving_labels"] = _paths(moving_label)
+            report = register_files(str(fixed), str(moving), str(bundle), str(out), **settings)
+            lines = [report.summary()]
+    if timings:
+        lines += ["", "wall time by stage:", timer.table(process_seconds())]
+    return "\n".join(lines)
+
+
+def _is_dicom_folder(folder: Path) -> bool:
+    """Whether a folder is read as one DICOM series (it holds no image file of another format)."""
+    from monai_mine.registration.many import IMAGE_ENDINGS
+
+    return not any(path.name.lower().endswith(IMAGE_ENDINGS) for path in folder.iterdir() if path.is_file())
 
 
 def template(out: str = "mni", size: int = 128) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,7 @@ def load_trained_model(
     overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
     model: str | os.PathLike | None = None,
+    timer: Any = None,
 ) -> TrainedModel:
     """Build a bundle's trained network and preprocessing from its weights' model record.
 
@@ -238,6 +240,8 @@ def load_trained_model(
             ``network_def`` and weights: the record it carries is applied to the bundle's configs (working size,
             intensity, instance optimiser), and the network is the exported one
             (:class:`~monai_mine.bundle.exported.ExportedNetwork`).
+        timer: a :class:`~monai_mine.timing.StageTimer` to add the seconds of ``"config parsing"`` and
+            ``"model build + weight load"`` to (an exported model's loading all counts as the latter).
 
     Raises:
         FileNotFoundError: naming a missing bundle, config, weights or exported file.
@@ -248,8 +252,12 @@ def load_trained_model(
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.is_dir():
         raise FileNotFoundError(f"bundle {bundle_dir} does not exist (expected a folder such as bundles/vtn_addd).")
+    start = time.perf_counter()
     if model is not None:
-        return _exported_model(bundle_dir, Path(model), weights, config_files, overrides, device)
+        trained = _exported_model(bundle_dir, Path(model), weights, config_files, overrides, device)
+        if timer is not None:
+            timer.add("model build + weight load", time.perf_counter() - start)
+        return trained
     path = bundle_weights(bundle_dir, weights)
     if weights is None and not path.is_file():
         raise FileNotFoundError(
@@ -258,7 +266,9 @@ def load_trained_model(
         )
     checkpoint = read_weights(path)
     record = weights_record(path, checkpoint)
+    parsing = time.perf_counter()
     parser = read_bundle_config(bundle_dir, config_files, overrides, record)
+    parsed = time.perf_counter()
     name = str(parser.get("bundle_name", bundle_dir.name))
     network = parser.get_parsed_content("network_def")
     if not isinstance(network, nn.Module):
@@ -272,7 +282,11 @@ def load_trained_model(
             f"checkpoint {path} does not fit the network of bundle {name!r} ({difference}): is it from another "
             "bundle, or trained with other settings and saved without a model record?"
         ) from error
-    return _trained_model(network.to(device).eval(), parser, record, name, path, device)
+    trained = _trained_model(network.to(device).eval(), parser, record, name, path, device)
+    if timer is not None:  # a monai_mine.timing.StageTimer
+        timer.add("config parsing", parsed - parsing)
+        timer.add("model build + weight load", time.perf_counter() - start - (parsed - parsing))
+    return trained
 
 
 def _trained_model(

@@ -52,7 +52,7 @@ from monai_mine.registration.instance import InstanceOptimization, InstanceOptim
 from monai_mine.registration.io import Volume, load_volume, save_ddf, save_volume
 from monai_mine.registration.resources import WAYS_OUT, check_device, check_memory, registration_memory
 from monai_mine.registration.steps import instance_optimization_schedule
-from monai_mine.timing import device_clock
+from monai_mine.timing import StageTimer, device_clock
 
 __all__ = [
     "FOLDING_WARNING_PERCENT",
@@ -152,6 +152,7 @@ def register_volumes(
     bundle: TrainedModel,
     moving_labels: Sequence[Volume] = (),
     instance_optimization: int | str | InstanceOptimizer = 0,
+    timer: StageTimer | None = None,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` with a bundle's network; see the module docstring for the steps.
 
@@ -165,6 +166,8 @@ def register_volumes(
             ``"balanced"``, ``"accurate"``) or a schedule ``"A/B/C"`` (the last level at full resolution; see
             :func:`~monai_mine.registration.steps.instance_optimization_schedule`), or an
             :class:`~monai_mine.registration.instance.InstanceOptimizer` of one's own.
+        timer: where to add the wall time of each stage (resampling, network, instance optimisation,
+            full-resolution warping; :data:`~monai_mine.timing.REGISTER_STAGES`).
 
     Returns:
         the :class:`RegistrationResult`.
@@ -183,28 +186,34 @@ def register_volumes(
     for label in moving_labels:
         check_overlap(moving, label, ("moving image", "moving label"))
     device = bundle.device
+    timer = StageTimer() if timer is None else timer
     start = device_clock(device)
-    working = working_grid(fixed.grid, bundle.image_size)
-    moving_t, fixed_t = moving.tensor(device).float(), fixed.tensor(device).float()
-    moving_scaled, fixed_scaled = _scale_intensity(bundle, moving_t, fixed_t)
-    moving_w = resample_to_grid(moving_scaled, moving.grid, working)[None]
-    fixed_w = resample_to_grid(fixed_scaled, fixed.grid, working)[None]
+    with timer.stage("resampling", device):
+        working = working_grid(fixed.grid, bundle.image_size)
+        moving_t, fixed_t = moving.tensor(device).float(), fixed.tensor(device).float()
+        moving_scaled, fixed_scaled = _scale_intensity(bundle, moving_t, fixed_t)
+        moving_w = resample_to_grid(moving_scaled, moving.grid, working)[None]
+        fixed_w = resample_to_grid(fixed_scaled, fixed.grid, working)[None]
     network_start = device_clock(device)
     # float32, weight layout and cuDNN algorithm choice unchanged: the DDF the evaluator computes
     predict = FastRegistration(bundle.network, device, channels_last=False, cudnn_benchmark=False)
     working_ddf = predict(torch.cat([moving_w, fixed_w], dim=1))[0].detach().float()
     _check_finite(working_ddf, bundle, fixed, moving)
     network_s = device_clock(device) - network_start
-    ddf = ddf_to_grid(working_ddf, working, fixed.grid)
+    timer.add("network", network_s)
+    with timer.stage("full-resolution warping", device):
+        ddf = ddf_to_grid(working_ddf, working, fixed.grid)
     instance = None
     if optimizer is not None and any(optimizer.steps):
-        moving_on_fixed = resample_to_grid(moving_scaled, moving.grid, fixed.grid)
-        refined, instance = optimizer(moving_on_fixed[None], fixed_scaled[None], ddf[None])
-        ddf = refined[0]
-    warped = warp_to_grid(moving_t, moving.grid, ddf, fixed.grid)
-    warped_labels = [
-        warp_to_grid(label.tensor(device), label.grid, ddf, fixed.grid, mode="nearest") for label in moving_labels
-    ]
+        with timer.stage("instance optimisation", device):
+            moving_on_fixed = resample_to_grid(moving_scaled, moving.grid, fixed.grid)
+            refined, instance = optimizer(moving_on_fixed[None], fixed_scaled[None], ddf[None])
+            ddf = refined[0]
+    with timer.stage("full-resolution warping", device):
+        warped = warp_to_grid(moving_t, moving.grid, ddf, fixed.grid)
+        warped_labels = [
+            warp_to_grid(label.tensor(device), label.grid, ddf, fixed.grid, mode="nearest") for label in moving_labels
+        ]
     runtime_s = device_clock(device) - start
     return RegistrationResult(ddf, warped, warped_labels, working_ddf, working, runtime_s, network_s, instance)
 
@@ -228,6 +237,8 @@ class RegistrationReport:
         min_det: smallest Jacobian determinant.
         max_det: largest Jacobian determinant.
         instance: what instance optimisation did, or ``None``.
+        timings: seconds per stage of this call (:data:`~monai_mine.timing.REGISTER_STAGES`: config parsing and
+            model build only when the bundle was loaded here).
     """
 
     out_dir: Path
@@ -243,6 +254,13 @@ class RegistrationReport:
     min_det: float = 0.0
     max_det: float = 0.0
     instance: InstanceOptimization | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def timings_table(self, wall_s: float | None = None) -> str:
+        """Where the time went, stage by stage (``wall_s``: the wall time to account for, e.g. since process start)."""
+        timer = StageTimer()
+        timer.seconds = dict(self.timings)
+        return timer.table(wall_s)
 
     def folding_warning(self) -> str | None:
         """A warning when more than :data:`FOLDING_WARNING_PERCENT` of the voxels fold, else ``None``."""
@@ -320,6 +338,7 @@ def register_files(
     assume_affine: bool = False,
     overwrite: bool = False,
     model: str | os.PathLike | None = None,
+    timer: StageTimer | None = None,
 ) -> RegistrationReport:
     """Register two image files with a bundle and write the results on the fixed image's grid.
 
@@ -352,6 +371,8 @@ def register_files(
         model: an exported network (``.ts``, ``.onnx``, ``.pt2`` of ``monai-mine export``) instead of the weights
             (only with a bundle folder): its record gives the working size and intensity transform
             (:func:`~monai_mine.bundle.load_trained_model` with ``model``).
+        timer: where to add the wall time of each stage (:data:`~monai_mine.timing.REGISTER_STAGES`); the
+            report's ``timings`` hold this call's stages either way.
 
     Returns:
         a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
@@ -370,14 +391,16 @@ def register_files(
     paths = _output_paths(out_dir, label_paths, inputs, output_suffix(fixed))
     if not isinstance(bundle, TrainedModel):
         device = check_device(device)
-    fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
-    moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
-    labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]
+    stages = StageTimer()
+    with stages.stage("reading"):
+        fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
+        moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
+        labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]
     if isinstance(bundle, TrainedModel):
         if checkpoint is not None or model is not None:
             raise ValueError("checkpoint and model are for a bundle folder; this bundle is loaded already.")
     else:
-        bundle = load_trained_model(bundle, checkpoint, device=device, model=model)
+        bundle = load_trained_model(bundle, checkpoint, device=device, model=model, timer=stages)
     if isinstance(instance_optimization, InstanceOptimizer):
         refines = any(instance_optimization.steps)
     else:
@@ -386,17 +409,23 @@ def register_files(
     label_voxels = sum(label.data.size for label in labels)
     needed = registration_memory(fixed_volume.data.size, label_voxels, bundle.image_size, refines)
     check_memory(needed, bundle.device, what)
+    device = bundle.device
     with atomic_folder(out_dir, overwrite, _is_result_name) as staging, _out_of_memory(what):
-        result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization)
-        jacobian = jacobian_map(result.ddf)
-        stats = {key: float(value[0]) for key, value in determinant_statistics(jacobian[None]).items()}
+        result = register_volumes(fixed_volume, moving_volume, bundle, labels, instance_optimization, stages)
+        with stages.stage("Jacobian", device):
+            jacobian = jacobian_map(result.ddf)
+            stats = {key: float(value[0]) for key, value in determinant_statistics(jacobian[None]).items()}
         staged = {key: staging / path.name for key, path in paths.items()}
-        save_volume(result.warped, staged["warped"], fixed_volume)
-        save_ddf(result.ddf, staged["ddf"], fixed_volume)
-        save_volume(jacobian, staged["jacobian"], fixed_volume)
-        for index, warped_label in enumerate(result.warped_labels):
-            save_volume(warped_label, staged[f"label{index}"], fixed_volume)
-        _write_qc(fixed_volume, moving_volume, result, jacobian, staged["qc"])
+        with stages.stage("writing"):
+            save_volume(result.warped, staged["warped"], fixed_volume)
+            save_ddf(result.ddf, staged["ddf"], fixed_volume)
+            save_volume(jacobian, staged["jacobian"], fixed_volume)
+            for index, warped_label in enumerate(result.warped_labels):
+                save_volume(warped_label, staged[f"label{index}"], fixed_volume)
+        with stages.stage("QC figure"):
+            _write_qc(fixed_volume, moving_volume, result, jacobian, staged["qc"])
+        finishing = device_clock(torch.device("cpu"))
+    stages.add("writing", device_clock(torch.device("cpu")) - finishing)  # the folder renamed into place
     written_labels = [paths[f"label{index}"] for index in range(len(result.warped_labels))]
     report = RegistrationReport(
         out_dir=out_dir,
@@ -412,7 +441,11 @@ def register_files(
         min_det=stats["min_det"],
         max_det=stats["max_det"],
         instance=result.instance,
+        timings=dict(stages.seconds),
     )
+    if timer is not None:
+        for name, seconds in stages.seconds.items():
+            timer.add(name, seconds)
     warning = report.folding_warning()
     if warning:
         logger.warning(f"{fixed} <- {moving}: {warning}")
