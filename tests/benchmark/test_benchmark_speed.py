@@ -14,7 +14,7 @@ from monai_mine.benchmark.speed.rows import extrapolated_memory_gib, merge_rows,
 SMOKE = [
     "--sizes", "64", "--width", "4", "--networks", "miregnet", "--modes", "fast", "--bundles", "miregnet",
     "--amp", "on", "--classical", "ants_defaults", "--classical-size", "32", "--repeats", "1", "--warmup", "0",
-    "--cpu-only",
+    "--cpu-only", "--kinds", "inference", "train", "classical",
 ]  # fmt: skip
 
 
@@ -100,3 +100,18 @@ def test_bad_options_are_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--kinds", "ablation"])
     assert "invalid choice: 'ablation'" in capsys.readouterr().err
+
+
+def test_register_row_breaks_the_wall_time_down_by_stage():
+    from monai_mine.benchmark.speed.reporting import register_tables
+    from monai_mine.benchmark.speed.workers import register_row
+
+    spec = {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": 32, "instance_optimization": 0}
+    row = register_row(spec | {"repeats": 1, "warmup": 0})
+    assert row["latency_s"] > 0 and row["import_torch_monai_s"] > 0 and row["second_call_s"] > 0
+    assert {"start-up (interpreter, command line)", "imports (torch, MONAI, monai_mine)", "network", "writing"} <= set(
+        row["stages"]
+    )
+    assert "config parsing" not in row["second_call_stages"] and "network" in row["second_call_stages"]
+    table = register_tables([row])
+    assert "## monai-mine register: wall time by stage" in table and "| network |" in table and "| total |" in table

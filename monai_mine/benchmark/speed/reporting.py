@@ -51,6 +51,8 @@ def row_label(row: dict) -> str:
         )
         extras = [name for name, on in switches if on]
         return f"{row['bundle']} training step{width}" + (f" ({', '.join(extras)})" if extras else "")
+    if row["kind"] == "register":
+        return f"monai-mine register, {row['bundle']}, instance optimisation {row['instance_optimization']}"
     return CLASSICAL[row["method"]]
 
 
@@ -70,11 +72,37 @@ def speed_table(rows: list[dict]) -> str:
         elif row["kind"] == "train":
             cells[5] = f"{row['iteration_s']:.2f} ({row['pairs_per_s']:.2f})"
             cells[6] = _gib(row["peak_memory_bytes"])
+        elif row["kind"] == "register":
+            cells[3] = f"{row['latency_s']:.2f}"
+            cells[6] = _gib(row["peak_memory_bytes"])
         else:
             cells[3] = f"{row['latency_s']:.1f}"
             cells[6] = _gib(row["peak_memory_bytes"])
         lines.append(cells)
     return markdown_table(SPEED_COLUMNS, lines, align="llrrrrr")
+
+
+def register_tables(rows: list[dict]) -> str:
+    """``monai-mine register`` from process start to exit, stage by stage, beside ``import torch, monai`` and a
+    second call on a loaded bundle (``""`` when no such row ran)."""
+    parts = []
+    for row in rows:
+        if row["kind"] != "register" or "error" in row:
+            continue
+        stages = list(dict.fromkeys([*row["stages"], *row["second_call_stages"]]))
+        lines = [
+            [name, f"{row['stages'].get(name, 0.0):.3f}", f"{row['second_call_stages'].get(name, 0.0):.3f}"]
+            for name in stages
+        ]
+        lines.append(["total", f"{row['latency_s']:.3f}", f"{row['second_call_s']:.3f}"])
+        parts.append(
+            f'{row_label(row)} ({row["pair"]}): `python -c "import torch, monai"` took '
+            f"{row['import_torch_monai_s']:.2f} s; target (issue 28, network alone): <= that + 1.5 s.\n\n"
+            + markdown_table(("stage", "process start to exit (s)", "second call, bundle loaded (s)"), lines, "lrr")
+        )
+    if not parts:
+        return ""
+    return "\n## monai-mine register: wall time by stage\n\n" + "\n\n".join(parts) + "\n"
 
 
 def earlier_ablation_tables(rows: list[dict]) -> str:
@@ -219,4 +247,4 @@ bundle's own network, objective and optimiser (train.json with the papers' netwo
 ## Targets (issue 6)
 
 {targets(rows)}
-{_earlier_ablation_section(rows)}{kept}"""
+{register_tables(rows)}{_earlier_ablation_section(rows)}{kept}"""

@@ -84,6 +84,12 @@ def plan_rows(args: argparse.Namespace) -> list[dict]:
                         | common
                         | {"repeats": min(args.repeats, 2 if size <= 128 else 1)}
                     )
+    if "register" in getattr(args, "kinds", ()):
+        for steps in (0, "fast"):  # the network alone, and the fast preset
+            rows.append(
+                {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": args.classical_size}
+                | {"instance_optimization": steps, "repeats": 1, "warmup": 0}
+            )
     for method in args.classical:
         rows.append(
             {"kind": "classical", "method": method, "size": args.classical_size, "repeats": 1, "warmup": 0}

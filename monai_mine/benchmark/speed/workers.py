@@ -203,7 +203,69 @@ def classical_row(spec: dict) -> dict:
     }
 
 
-WORKERS = {"inference": inference_row, "train": train_row, "classical": classical_row}
+def _stage_table(text: str) -> dict[str, float]:
+    """The ``stage  seconds  share`` rows that ``monai-mine register --timings`` prints."""
+    stages, inside = {}, False
+    for line in text.splitlines():
+        if line.startswith("stage") and "seconds" in line:
+            inside = True
+        elif inside and line.strip():
+            name, _, rest = line.partition("  ")
+            rest = rest.split()
+            if name.strip() != "total" and rest:
+                stages[name.strip()] = float(rest[0])
+    return stages
+
+
+def register_row(spec: dict) -> dict:
+    """``monai-mine register`` of the benchmark pair with a shipped bundle (the network alone, or
+    ``instance_optimization``) as a user runs it: wall time from process start to exit and its stages
+    (``--timings``), beside ``python -c "import torch, monai"``; then in this process a second call on a loaded
+    bundle (``register_files`` with a ``TrainedModel``), the first call there untimed (warm-up)."""
+    import time
+
+    from monai_mine.bundle import load_trained_model, shipped_bundle_dir
+    from monai_mine.io import save_nifti
+    from monai_mine.registration import register_files
+    from monai_mine.timing import StageTimer
+
+    fixed, moving, spacing, description = benchmark_pair(spec["size"])
+    affine = torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64)).numpy()
+    bundle = shipped_bundle_dir(spec["bundle"])
+    steps = str(spec.get("instance_optimization", 0))
+    with tempfile.TemporaryDirectory(prefix="monai_mine_register_") as folder:
+        paths = {name: Path(folder) / f"{name}.nii.gz" for name in ("fixed", "moving")}
+        save_nifti(fixed, paths["fixed"], affine)
+        save_nifti(moving, paths["moving"], affine)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, monai"], check=True)
+        import_s = time.perf_counter() - start
+        command = [sys.executable, "-m", "monai_mine", "register", "--fixed", str(paths["fixed"]), "--moving"]
+        command += [str(paths["moving"]), "--bundle", str(bundle), "--out", str(Path(folder) / "cli")]
+        command += ["--instance_optimization", steps, "--timings"]
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        wall_s = time.perf_counter() - start
+        model = load_trained_model(bundle)
+        register_files(paths["fixed"], paths["moving"], model, Path(folder) / "warm", instance_optimization=steps)
+        timer = StageTimer()
+        start = time.perf_counter()
+        register_files(paths["fixed"], paths["moving"], model, Path(folder) / "second", instance_optimization=steps,
+                       timer=timer)  # fmt: skip
+        second_s = time.perf_counter() - start
+    return {
+        **spec,
+        "latency_s": wall_s,
+        "import_torch_monai_s": import_s,
+        "stages": _stage_table(result.stdout),
+        "second_call_s": second_s,
+        "second_call_stages": dict(timer.seconds),
+        "pair": description,
+        "peak_memory_bytes": peak_rss_bytes(),
+    }
+
+
+WORKERS = {"inference": inference_row, "train": train_row, "classical": classical_row, "register": register_row}
 """The worker of each row kind."""
 
 
