@@ -5,8 +5,10 @@
 """What the MONAI model zoo's CI does with a bundle, done with the release instead of this checkout.
 
 The source tree is built (``python -m build``: the sdist, and the wheel from it), the wheel installed into a fresh
-virtual environment (``--system-site-packages``, so torch and MONAI are not downloaded again; the wheel itself with
-``--no-deps --ignore-installed``, so that the checkout's editable install does not satisfy it), and, from a
+virtual environment that also sees the packages of the environment running the tests (a ``.pth`` file naming its
+site-packages, after the new environment's own: as ``--system-site-packages`` does, but also when the tests run in a
+virtual environment themselves, e.g. under nox), so torch and MONAI are not downloaded again; the wheel itself with
+``--no-deps --ignore-installed``, so that the checkout's editable install does not satisfy it. Then, from a
 zoo-shaped tree ``<tmp>/models/<bundle>/`` copied out of the installed wheel, that environment's Python runs
 
 - for every bundle: the zoo's directory check (necessary and preferred files), version and changelog, and MONAI's
@@ -84,6 +86,8 @@ ZOO_CHECKS = textwrap.dedent(
 
 
 def _run(command: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> str:
+    """Run ``command`` without ``PYTHONPATH`` (which could put the checkout on the release's path)."""
+    env = {key: value for key, value in (env or os.environ).items() if key != "PYTHONPATH"}
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(map(str, command))} failed ({result.returncode}):\n{output[-6000:]}"
@@ -100,8 +104,11 @@ def release(tmp_path_factory) -> Path:
     assert [w.name for w in wheels] == [f"monai_mine-{monai_mine.__version__}-py3-none-any.whl"]
     assert len(list(dist.glob("monai_mine-*.tar.gz"))) == 1
     venv = work / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=work)
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=work)
     python = venv / "bin" / "python"
+    own = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=work).strip()
+    parents = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)]
+    (Path(own) / "_tests_parent_environment.pth").write_text("\n".join(parents) + "\n")
     install = ["-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed", str(wheels[0])]
     _run([str(python), *install], cwd=work)
     return python
