@@ -14,11 +14,17 @@ sample app ``sample-apps/monai_mine_registration``.
 
 from __future__ import annotations
 
-from monai_mine.label.bundles import BundleWeightsError, load_bundle_network, prepare_app_bundles
+from monai_mine.label.bundles import (
+    BundleWeightsError,
+    load_bundle_network,
+    prepare_app_bundles,
+    shipped_weights_warning,
+)
 from monai_mine.label.datastore import (
     FINAL_LABEL_TAG,
     FIXED_IMAGE_KEY,
     bundle_training_overrides,
+    check_moving_image,
     datastore_records,
     registration_datalist,
     resolve_fixed_image,
@@ -42,6 +48,7 @@ __all__ = [
     "PairFromRequestd",
     "WarpMovingd",
     "bundle_training_overrides",
+    "check_moving_image",
     "datastore_records",
     "load_bundle_network",
     "prepare_app_bundles",
@@ -50,6 +57,7 @@ __all__ = [
     "registration_pre_transforms",
     "registration_result_json",
     "resolve_fixed_image",
+    "shipped_weights_warning",
     "split_records",
     "write_registration_outputs",
 ]

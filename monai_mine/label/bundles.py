@@ -39,6 +39,7 @@ __all__ = [
     "bundle_files",
     "load_bundle_network",
     "prepare_app_bundles",
+    "shipped_weights_warning",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,27 @@ def _read_manifest(target: Path) -> dict[str, str] | None:
     except (OSError, ValueError, AttributeError):
         return None
     return files if isinstance(files, dict) else None
+
+
+def shipped_weights_warning(bundle_dir: str | os.PathLike) -> str | None:
+    """What to tell before a training in the app writes over the weights the app copied with the bundle (the
+    weights monai-mine ships), or ``None`` when ``models/model.pt`` is missing or is no longer those weights (trained
+    in the app since, or a folder the app did not copy: no :data:`SOURCE_MANIFEST`)."""
+    bundle_dir = Path(bundle_dir)
+    weights = bundle_dir / "models" / "model.pt"
+    recorded = _read_manifest(bundle_dir)
+    if not weights.is_file() or recorded is None or recorded.get("models/model.pt") != file_sha256(weights):
+        return None
+    try:
+        source = json.loads((bundle_dir / SOURCE_MANIFEST).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        source = None
+    return (
+        f"this training of {bundle_dir.name!r} writes its weights over {weights}, which holds the weights shipped "
+        f"with the bundle (copied from {source or 'its source'}); a short training on a few images can leave them "
+        "worse than they were. The shipped weights are not lost: to serve them again, stop the server, delete "
+        f"{bundle_dir} and start it again (the app copies the bundle anew)."
+    )
 
 
 def _copy(origin: Path, target: Path, files: Mapping[str, str]) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "FIXED_IMAGE_KEY",
     "bundle_training_overrides",
     "datastore_records",
+    "check_moving_image",
     "registration_datalist",
     "resolve_fixed_image",
     "split_records",
@@ -163,6 +164,32 @@ def bundle_training_overrides(
     if int(val_interval) > int(max_epochs):
         overrides["val_interval"] = int(max_epochs)
     return overrides
+
+
+def check_moving_image(request: Mapping[str, Any], datastore: Any) -> None:
+    """Check that an infer request's ``image`` (the moving image: a file or DICOM folder path, or a datastore image
+    id) exists, before MONAI Label turns an unknown id into an empty path (which ITK then reports as a folder
+    without DICOM files).
+
+    Raises:
+        ValueError: when the request has no ``image``, or names one that is neither a path nor an image id of the
+            datastore with a file (or folder) behind it.
+    """
+    image = request.get("image")
+    if not isinstance(image, (str, os.PathLike)):
+        if image is None:
+            raise ValueError("the infer request has no 'image': pass the moving image's datastore id or file path.")
+        return  # already loaded data (MONAI Label passes arrays through)
+    if not str(image):
+        raise ValueError("the infer request has no 'image': pass the moving image's datastore id or file path.")
+    if os.path.exists(image):
+        return
+    uri = datastore.get_image_uri(str(image)) if datastore is not None else None
+    if not uri or not os.path.exists(uri):
+        raise ValueError(
+            f"image {str(image)!r} (the moving image) is neither a file nor an image id of the datastore"
+            + (f" (its file {uri!r} does not exist)." if uri else ".")
+        )
 
 
 def resolve_fixed_image(request: Mapping[str, Any], datastore: Any) -> dict[str, Any]:

@@ -16,16 +16,18 @@ true``, MONAI Label's default) are loaded into the network their model record de
 width, working size, intensity, loss), so a training goes on with the settings the weights were trained with; weights
 that do not fit raise :class:`monai_mine.label.bundles.BundleWeightsError` (shown in the training's log, ``GET
 /train/``) instead of a ``state_dict`` size mismatch. The trained weights land in the bundle's ``models/model.pt``,
-where the infer task reads them. Needs ``monailabel`` (see README.md).
+where the infer task reads them; a training that writes over the weights shipped with the bundle says so first, in
+its log (:func:`monai_mine.label.bundles.shipped_weights_warning`). Needs ``monailabel`` (see README.md).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from monai_mine.label.bundles import load_bundle_network
+from monai_mine.label.bundles import load_bundle_network, shipped_weights_warning
 from monai_mine.label.datastore import FINAL_LABEL_TAG, bundle_training_overrides, datastore_records, split_records
 
 try:
@@ -37,6 +39,8 @@ except ImportError as error:
     ) from error
 
 __all__ = ["RegistrationTrainTask"]
+
+logger = logging.getLogger(__name__)
 
 
 class RegistrationTrainTask(BundleTrainTask):
@@ -61,6 +65,12 @@ class RegistrationTrainTask(BundleTrainTask):
         super().__init__(path, conf, **kwargs)
         self.label_tag = label_tag
         self.overrides = dict(overrides or {})
+
+    def __call__(self, request: dict, datastore: Any) -> Any:
+        warning = shipped_weights_warning(self.bundle_path)
+        if warning is not None:
+            logger.warning(warning)
+        return super().__call__(request, datastore)
 
     def _fetch_datalist(self, request: dict, datastore: Any) -> list[dict[str, str]]:
         return datastore_records(datastore, request.get("label_tag", self.label_tag))

@@ -6,7 +6,10 @@
 
     python -m monai_mine.label.studies demo_studies   # a studies folder from the demo data
     monailabel start_server --app sample-apps/monai_mine_registration --studies demo_studies \
-        --conf models vtn_addd,miregnet
+        --conf models vtn_addd,miregnet --host 127.0.0.1 --port 8765
+
+``--host 127.0.0.1`` serves this machine only (``monailabel``'s own default, ``0.0.0.0``, serves every network the
+machine is on, with no authentication); open it to others with ``--host 0.0.0.0`` on a trusted network only.
 
 Bundles are kept in ``model/<name>``, copied from monai-mine's ``bundles/`` on first start and again when the
 repository's copy changed since (see :func:`monai_mine.label.prepare_app_bundles`). Each bundle with weights
@@ -15,9 +18,11 @@ id>`` with params ``{"fixed_image": "<fixed id or path>"}`` returns the warped m
 "ddf"`` returns the DDF instead; ``"moving_label"`` adds a warped label map, returned with ``"result_image":
 "warped_label"``); one request returns one file. A bundle without weights at start becomes an infer model once a
 training wrote them. Each bundle is a trainer: ``POST /train/<name>`` trains on every image of the datastore (paired
-at random, or the pairs named by the images' ``fixed_image`` info). A failing infer request answers with the error's
-text (``{"detail": ...}``), e.g. weights that do not fit the bundle's network. Conf keys: ``models`` (default
-``vtn_addd``), ``preload``.
+at random, or the pairs named by the images' ``fixed_image`` info) and writes over ``model/<name>/models/model.pt``
+(its log says so when those are still the shipped weights; deleting ``model/<name>`` brings them back on the next
+start). A failing infer request answers with the error's text (``{"detail": ...}``), e.g. HTTP 422 naming an
+unknown ``image`` (moving) or ``fixed_image`` id, or 500 for weights that do not fit the bundle's network. Conf keys:
+``models`` (default ``vtn_addd``), ``preload``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
 import monai_mine
-from monai_mine.label import prepare_app_bundles, resolve_fixed_image
+from monai_mine.label import check_moving_image, prepare_app_bundles, resolve_fixed_image
 from monai_mine.label.bundles import BundleWeightsError, load_bundle_network
 from monai_mine.label.infer import RegistrationInferTask
 from monai_mine.label.train import RegistrationTrainTask
@@ -95,7 +100,8 @@ class MonaiMineRegistrationApp(MONAILabelApp):
 
         Raises:
             HTTPException: 400 for an unknown model or a bundle without weights, 422 for a request that the task
-                refuses (``ValueError``: no fixed image, images that do not pair, ...), 500 for anything else
+                refuses (``ValueError``: an unknown moving or fixed image, no fixed image, images that do not
+                pair, ...), 500 for anything else
                 (weights that do not fit the bundle included); the detail is the error's message.
         """
         try:
@@ -110,6 +116,7 @@ class MonaiMineRegistrationApp(MONAILabelApp):
                     )
                 self._infers[name] = task
             datastore = datastore if datastore else self.datastore()
+            check_moving_image(request, datastore)
             request = resolve_fixed_image(request, datastore)
             request["save_label"] = False
             return super().infer(request, datastore)

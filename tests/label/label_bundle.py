@@ -31,6 +31,20 @@ AFFINE = np.array([[1.5, 0, 0, -12.0], [0, 1.0, 0, 4.0], [0, 0, 2.0, 0.0], [0, 0
 
 QUICK = json.loads((REPOSITORY / "configs" / "quick.json").read_text())
 
+SAMPLE_APP = REPOSITORY / "sample-apps" / "monai_mine_registration"
+APP_FILES = ("main.py",)
+"""What the sample app is made of: everything else in its folder (``model/<name>``, ``logs/``, ``lib/``, ``bin/``) is
+state a ``monailabel start_server`` there leaves behind."""
+
+
+def app_copy(target: Path, source: Path = SAMPLE_APP) -> Path:
+    """A fresh copy of the sample app in ``target``: its :data:`APP_FILES` only, never the state a server run left in
+    ``source``, so that tests do not depend on what ran in the checkout before."""
+    target.mkdir(parents=True)
+    for name in APP_FILES:
+        shutil.copy2(source / name, target / name)
+    return target
+
 
 def tiny_bundle(folder: Path) -> SimpleNamespace:
     """Copy ``bundles/vtn_addd`` to ``folder`` with 4-channel networks at 16^3 (inference and training) and untrained

@@ -9,6 +9,7 @@ need it."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -18,14 +19,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from label_bundle import REPOSITORY, SIZE, save_bundle_weights
+from label_bundle import SIZE, app_copy, save_bundle_weights
 from label_bundle import infer as reference_infer
 
 pytest.importorskip("monailabel", reason="needs MONAI Label: see the MONAI Label section of README.md")
 
 from monailabel.datastore.local import LocalDatastore  # noqa: E402
 
-from monai_mine.label import BundleWeightsError  # noqa: E402
+from monai_mine.label import BundleWeightsError, prepare_app_bundles  # noqa: E402
 from monai_mine.label.infer import RegistrationInferTask  # noqa: E402
 from monai_mine.label.studies import make_demo_studies  # noqa: E402
 from monai_mine.label.train import RegistrationTrainTask  # noqa: E402
@@ -107,9 +108,23 @@ def test_train_task_trains_on_every_image_of_a_local_datastore(bundle, local_stu
     assert any(not torch.equal(after[key], before[key]) for key in before)
 
 
+def test_a_training_over_the_shipped_weights_says_so_first(bundle, local_studies, tmp_path, caplog):
+    folder = prepare_app_bundles(tmp_path / "model", "vtn_addd", source=lambda name: bundle.folder)["vtn_addd"]
+    datastore = LocalDatastore(str(local_studies), extensions=("*.nii.gz",))
+    task = RegistrationTrainTask(str(folder), {}, overrides=STEP)
+    request = {"model": "vtn_addd", "device": "cpu", "max_epochs": 1, "val_split": 0.0, "multi_gpu": False}
+    with caplog.at_level(logging.WARNING, logger="monai_mine.label.train"):
+        assert task(request, datastore) == {}
+    assert f"writes its weights over {folder / 'models' / 'model.pt'}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monai_mine.label.train"):
+        assert task(request, datastore) == {}  # the weights trained in the app: nothing to say
+    assert "writes its weights over" not in caplog.text
+
+
 def test_sample_app_serves_infer_with_a_fixed_image_id(bundle, local_studies, tmp_path):
     app_dir = tmp_path / "app"
-    shutil.copytree(REPOSITORY / "sample-apps" / "monai_mine_registration", app_dir)
+    app_copy(app_dir)
     shutil.copytree(bundle.folder, app_dir / "model" / "vtn_addd")
     app = load_app(app_dir).MonaiMineRegistrationApp(str(app_dir), str(local_studies), {"models": "vtn_addd"})
     info = app.info()
@@ -123,6 +138,12 @@ def test_sample_app_serves_infer_with_a_fixed_image_id(bundle, local_studies, tm
     assert nib.load(response["file"]).shape == (SIZE, SIZE, SIZE, 3) == tuple(response["params"]["ddf_shape"])
     os.remove(response["file"])
     assert app.datastore().get_labels_by_image_id("case_b") == {"final": "case_b"}  # nothing saved as a label
+    from fastapi import HTTPException
+
+    with pytest.raises(HTTPException) as raised:  # not ITK's "no DICOMs in ..." for the empty path of an unknown id
+        app.infer({"model": "vtn_addd", "image": "case_zz", "fixed_image": "case_a", "device": "cpu"})
+    assert raised.value.status_code == 422
+    assert "image 'case_zz' (the moving image) is neither a file nor an image id" in raised.value.detail
 
 
 def test_infer_leaves_only_the_returned_file_in_the_temporary_folder(bundle, studies, tmp_path, monkeypatch):
@@ -167,7 +188,7 @@ def test_sample_app_answers_a_failed_infer_with_the_error_text(bundle, local_stu
     from fastapi import HTTPException
 
     app_dir = tmp_path / "app"
-    shutil.copytree(REPOSITORY / "sample-apps" / "monai_mine_registration", app_dir)
+    app_copy(app_dir)
     shutil.copytree(bundle.folder, app_dir / "model" / "vtn_addd")
     save_bundle_weights(app_dir / "model" / "vtn_addd", channels=8, record=False)
     app = load_app(app_dir).MonaiMineRegistrationApp(str(app_dir), str(local_studies), {"models": "vtn_addd"})
@@ -210,7 +231,7 @@ def test_sample_app_adds_the_infer_model_of_a_bundle_trained_since_the_start(bun
     from fastapi import HTTPException
 
     app_dir = tmp_path / "app"
-    shutil.copytree(REPOSITORY / "sample-apps" / "monai_mine_registration", app_dir)
+    app_copy(app_dir)
     shutil.copytree(bundle.folder, app_dir / "model" / "vtn_addd")
     weights = app_dir / "model" / "vtn_addd" / "models" / "model.pt"
     shutil.move(weights, tmp_path / "model.pt")
