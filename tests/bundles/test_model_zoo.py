@@ -18,6 +18,7 @@ zoo's min mode finds ``models/model.pt`` and the exports are checked with the sh
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
 import re
@@ -245,3 +246,26 @@ def test_scripted_export_fails_as_the_metadata_says(zoo_bundle):
     assert "--use_trace True" in _meta(zoo_bundle)["description"]
     with pytest.raises(RuntimeError):  # torch.jit.script: "Unknown type constructor Sequence" and more
         _export(zoo_bundle, zoo_bundle / "models" / "scripted.ts")
+
+
+ZOO_UNIT_TEST_UTILS = {
+    "check_workflow",
+    "export_overrided_config",
+    "produce_mgpu_cmd",
+    "produce_custom_workflow_mgpu_cmd",
+    "export_config_and_run_mgpu_cmd",
+}
+"""What the zoo's ``ci/unit_tests/utils.py`` defines: a ``test_<bundle>.py`` copied there imports nothing else from
+``utils`` (the shim ``tests/zoo_unit_tests/utils.py`` offers only ``check_workflow``)."""
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_zoo_unit_tests_import_only_what_the_zoos_utils_offers(name):
+    tree = ast.parse((REPOSITORY / "tests" / "zoo_unit_tests" / f"test_{name}.py").read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "utils"
+        for alias in node.names
+    }
+    assert imported and imported <= ZOO_UNIT_TEST_UTILS, imported - ZOO_UNIT_TEST_UTILS

@@ -21,9 +21,19 @@ import unittest
 import nibabel as nib
 import numpy as np
 from monai.bundle import ConfigWorkflow
-from utils import bundle_root, check_workflow
+from utils import check_workflow
 
 BUNDLE = "vtn_addd_inv"
+
+
+def bundle_root(name):
+    """``models/<name>`` when run from the zoo's root (as its CI runs ``ci/unit_tests/runner.py``), else the monai-mine
+    repository's ``bundles/<name>`` (the zoo's ``ci/unit_tests/utils.py`` offers no such helper)."""
+    zoo = os.path.join("models", name)
+    if os.path.isfile(os.path.join(zoo, "configs", "metadata.json")):
+        return zoo
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bundles", name)
+
 
 TEST_CASE_1 = {  # train, evaluate
     "image_size": 32,

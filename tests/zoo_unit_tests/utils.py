@@ -4,16 +4,13 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """``check_workflow`` as the MONAI model zoo's ``ci/unit_tests/utils.py`` defines it, so that the ``test_<bundle>.py``
 files here run unchanged both in this repository and copied into the zoo's ``ci/unit_tests/`` (where the zoo's own
-``utils.py`` provides it); and where the bundle under test is."""
+``utils.py`` provides it, and nothing else they use: each test file finds its bundle itself)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from monai.bundle import ConfigWorkflow
 
-__all__ = ["bundle_root", "check_workflow"]
+__all__ = ["check_workflow"]
 
 
 def check_workflow(workflow: ConfigWorkflow, check_properties: bool = False):
@@ -24,12 +21,3 @@ def check_workflow(workflow: ConfigWorkflow, check_properties: bool = False):
             raise ValueError(f"check properties for workflow failed: {check_result}")
     workflow.run()
     workflow.finalize()
-
-
-def bundle_root(name: str) -> str:
-    """``models/<name>`` from the working directory (the zoo's layout, its unit tests run from the zoo's root), else
-    this repository's ``bundles/<name>``."""
-    zoo = Path("models") / name
-    if (zoo / "configs" / "metadata.json").is_file():
-        return os.fspath(zoo)
-    return os.fspath(Path(__file__).resolve().parents[2] / "bundles" / name)
