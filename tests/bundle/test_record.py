@@ -20,7 +20,11 @@ CONFIG = {
     "depth": 3,
     "unused": 1,
     "image_size": 64,
-    "network_def": {"_target_": "monai_mine.networks.build_vtn", "channels": "$[@width * m for m in (1, 2)]", "depth": "@depth"},
+    "network_def": {
+        "_target_": "monai_mine.networks.build_vtn",
+        "channels": "$[@width * m for m in (1, 2)]",
+        "depth": "@depth",
+    },
     "intensity": {"_target_": "ScaleIntensityd", "keys": "@image_keys"},
     "image_keys": ["moving_image", "fixed_image"],
     "loss_terms": [{"_target_": "monai_mine.losses.SimilarityTerm", "loss": "@similarity", "device": "@device"}],
