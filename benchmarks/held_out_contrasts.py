@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown contrasts {unknown}; choose from {list(CONTRASTS)}.")
     pairs = {contrast: contrast_pairs(template, contrast, args.pairs, args.seed) for contrast in contrasts}
+    models = parse_models(args.models)
     methods = {"identity": classical_method("identity")}
-    for name, (bundle, path) in parse_models(args.models).items():
+    for name, (bundle, path) in models.items():
         methods[name] = BundleMethod(shipped_bundle_dir(bundle), path, work / name)
 
     scores: dict[str, dict[str, list]] = {name: {contrast: [] for contrast in contrasts} for name in methods}
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         "size": args.size,
         "pairs": args.pairs,
         "contrasts": contrasts,
-        "models": {name: os.fspath(path) for name, (_, path) in parse_models(args.models).items()},
+        "models": {name: os.fspath(path) for name, (_, path) in models.items()},
         "summary": summary,
         "scores": scores,
     }
