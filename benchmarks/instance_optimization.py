@@ -12,7 +12,11 @@ Adam steps on a 32-voxel, then N on a 64-voxel grid (the bundles' default ``inst
 128^3 pair; 0 = no optimisation); ``A/B/C`` adds a level at full resolution: A, B and C steps at 1/4, 1/2 and 1/1,
 learning rates 1, 1 and 0.25 (the unknowns at 1/2 resolution throughout); a preset name (``fast``, ``balanced``,
 ``accurate``) is its schedule ``A/B/C``, the same as ``register`` runs at 128^3. Every DDF is scored as the
-benchmark scores it (mean tissue Dice, displacement error against the true field, folding, time per pair). Writes
+benchmark scores it (mean tissue Dice, displacement error against the true field, folding, time per pair). Each
+track may have several network starts (``--networks multimodal=miregnet,multimodal=midiceregnet``) and several
+similarities (``--similarities multimodal=local_correlation+mutual_information+mine``, names of
+:data:`~monai_mine.registration.instance.SIMILARITIES`; rows ``X+io:<similarity>@N`` for all but local
+correlation, the bundles' default, which keeps ``X+io@N``). Writes
 ``instance_optimization.md`` (the tables, the targets and the command), ``instance_optimization.json`` (every score)
 and ``instance_optimization.png`` (Dice against time per pair) to ``--out_dir``::
 
@@ -40,27 +44,31 @@ from monai_mine.benchmark.report import write_json
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 from monai_mine.registration import InstanceOptimizer
+from monai_mine.registration.instance import SIMILARITIES
 from monai_mine.registration.steps import instance_optimization_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = ("dice", "error_mean_vox", "folding_percent", "runtime_s")
+DEFAULT_SIMILARITY = "local_correlation"
+"""The bundles' instance-optimisation similarity; its rows keep the plain name ``X+io@N``."""
 
 
-def optimizer_for(spec: str, size: int) -> InstanceOptimizer | None:
-    """The instance optimiser of a step specification (``"50"``, ``"50/50/10"`` or a preset name such as
-    ``"accurate"``, :data:`~monai_mine.registration.steps.PRESETS`) for ``size``^3 pairs; ``None`` for ``"0"``."""
+def optimizer_for(spec: str, size: int, similarity: str = DEFAULT_SIMILARITY) -> InstanceOptimizer | None:
+    """A fresh instance optimiser of a step specification (``"50"``, ``"50/50/10"`` or a preset name such as
+    ``"accurate"``, :data:`~monai_mine.registration.steps.PRESETS`) with ``similarity`` for ``size``^3 pairs; ``None``
+    for ``"0"``. Fresh: a similarity that trains along (``"mine"``'s critic) starts untrained for each method."""
     try:
         schedule = instance_optimization_schedule(spec)
     except ValueError as error:
         raise ValueError(f"--steps entry {spec!r} must read N, A/B/C or a preset: {error}") from None
     if not schedule.full_resolution:
-        return InstanceOptimizer(steps=schedule.steps[0]) if schedule.refines else None
+        return InstanceOptimizer(steps=schedule.steps[0], similarity=similarity) if schedule.refines else None
     if len(schedule.steps) != 3:
         raise ValueError(
             f"--steps entry {spec!r} must read N, A/B/C or a preset (steps at 1/4, 1/2 and full resolution)."
         )
     levels = (size // 4, size // 2, size)
-    return InstanceOptimizer(steps=schedule.steps, levels=levels, learning_rate=(1.0, 1.0, 0.25))
+    return InstanceOptimizer(steps=schedule.steps, levels=levels, learning_rate=(1.0, 1.0, 0.25), similarity=similarity)
 
 
 def steps_label(spec: str) -> str:
@@ -69,9 +77,31 @@ def steps_label(spec: str) -> str:
     return str(schedule) if schedule.name else spec
 
 
-def parse_networks(value: str) -> dict[str, tuple[str, Path]]:
-    """``track=bundle[:weights]`` entries -> ``{track: (bundle, weights)}`` (default weights: the shipped ones)."""
-    networks = {}
+def method_name(start: str, similarity: str, spec: str) -> str:
+    """``"vtn_addd+io@50"``; a similarity other than the default is named: ``"miregnet+io:mine@fast"``."""
+    refined = "io" if similarity == DEFAULT_SIMILARITY or spec == "0" else f"io:{similarity}"
+    return f"{start}+{refined}@{spec}"
+
+
+def parse_similarities(value: str, tracks: list[str]) -> dict[str, list[str]]:
+    """``track=name+name`` entries -> ``{track: [names]}``; a track not named gets the default (local correlation)."""
+    similarities = {track: [DEFAULT_SIMILARITY] for track in tracks}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        track, _, names = entry.partition("=")
+        chosen = [name for name in names.split("+") if name]
+        if track not in TRACKS or not chosen or any(name not in SIMILARITIES for name in chosen):
+            raise ValueError(
+                f"--similarities entry {entry!r} must read track=name[+name...] with a track in {TRACKS} and names "
+                f"in {SIMILARITIES}."
+            )
+        similarities[track] = chosen
+    return similarities
+
+
+def parse_networks(value: str) -> dict[str, list[tuple[str, Path]]]:
+    """``track=bundle[:weights]`` entries -> ``{track: [(bundle, weights), ...]}`` in their order (default weights:
+    the shipped ones); a track may have several."""
+    networks: dict[str, list[tuple[str, Path]]] = {}
     for entry in filter(None, (part.strip() for part in value.split(","))):
         track, _, rest = entry.partition("=")
         bundle, _, weights = rest.partition(":")
@@ -80,7 +110,7 @@ def parse_networks(value: str) -> dict[str, tuple[str, Path]]:
         path = Path(weights) if weights else shipped_bundle_dir(bundle) / "models" / "model.pt"
         if not path.is_file():
             raise FileNotFoundError(f"--networks: weights {path} for {entry!r} do not exist.")
-        networks[track] = (bundle, path)
+        networks.setdefault(track, []).append((bundle, path))
     return networks
 
 
@@ -112,57 +142,63 @@ def table(rows: dict) -> str:
 
 
 def targets(summary: dict, networks: dict) -> list[str]:
-    """The issue's targets, each met or not, with the numbers."""
+    """The issue's target per track, met or not, with the numbers; then each network start's settings beside the
+    identity start's with the same similarity."""
     lines = []
     for track, rows in summary.items():
         if "elastix" not in rows or track not in networks:
             continue
         elastix = rows["elastix"]
         budget = elastix["runtime_s"] / 10
-        bundle = networks[track][0]
-        refined = {m: r for m, r in rows.items() if m.startswith(f"{bundle}+io@")}
+        refined = {m: r for m, r in rows.items() if "+io" in m and not m.startswith("identity+")}
         fast = {m: r for m, r in refined.items() if r["runtime_s"] <= budget and r["folding_percent"] < 0.1}
         best = max(fast.items(), key=lambda item: item[1]["dice"], default=None)
         if best is None:
-            lines.append(f"- {track}: no {bundle}+io setting within 1/10 of Elastix's time ({budget:.1f} s).")
-            continue
-        method, row = best
-        verdict = "met" if row["dice"] >= elastix["dice"] else "missed"
-        lines.append(
-            f"- {track}: best {method} within 1/10 of Elastix's time ({budget:.1f} s per pair): Dice "
-            f"{row['dice']:.3f} in {row['runtime_s']:.2f} s, folding {row['folding_percent']:.3f} %, against "
-            f"Elastix {elastix['dice']:.3f} in {elastix['runtime_s']:.1f} s: **{verdict}**."
-        )
-        for steps in dict.fromkeys(m.split("@")[1] for m in refined):
-            network, identity = rows.get(f"{bundle}+io@{steps}"), rows.get(f"identity+io@{steps}")
-            if network and identity and steps != "0":
-                label = steps_label(steps)
-                lines.append(
-                    f"  - {label} steps: network start {network['dice']:.3f} in {network['runtime_s']:.2f} s, "
-                    f"identity start {identity['dice']:.3f} in {identity['runtime_s']:.2f} s"
-                )
+            lines.append(f"- {track}: no network start within 1/10 of Elastix's time ({budget:.1f} s).")
+        else:
+            method, row = best
+            verdict = "met" if row["dice"] >= elastix["dice"] else "missed"
+            lines.append(
+                f"- {track}: best {method} within 1/10 of Elastix's time ({budget:.1f} s per pair): Dice "
+                f"{row['dice']:.3f} in {row['runtime_s']:.2f} s, folding {row['folding_percent']:.3f} %, against "
+                f"Elastix {elastix['dice']:.3f} in {elastix['runtime_s']:.1f} s: **{verdict}**."
+            )
+        for method, network in refined.items():
+            prefix, _, spec = method.partition("@")
+            if spec == "0":
+                continue
+            identity = rows.get(f"identity+{prefix.partition('+')[2]}@{spec}")
+            line = (
+                f"  - {prefix} {steps_label(spec)}: {network['dice']:.3f} in {network['runtime_s']:.2f} s, folding "
+                f"{network['folding_percent']:.3f} %"
+            )
+            if identity:
+                line += f"; identity start {identity['dice']:.3f} in {identity['runtime_s']:.2f} s"
+            lines.append(line)
     return lines
 
 
 def plot(summary: dict, path: Path) -> None:
-    """Dice against time per pair, one panel per track: a line per start and level layout, Elastix as a point."""
+    """Dice against time per pair, one panel per track: a line per start, similarity and level layout, each
+    network alone and Elastix as points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(summary), figsize=(6.5 * len(summary), 5.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(summary), figsize=(6.5 * len(summary), 5.8), squeeze=False)
+    colours = plt.get_cmap("tab10").colors
     for axis, (track, rows) in zip(axes[0], summary.items()):
-        starts = list(dict.fromkeys(method.split("+io@")[0] for method in rows if "+io@" in method))
-        for colour, start in zip(("tab:blue", "tab:orange", "tab:purple"), starts):
-            series = [(m.split("@")[1], r) for m, r in rows.items() if m.startswith(f"{start}+io@")]
-            if start == "identity":
-                unregistered = dict(series).get("0")
-                if unregistered:
-                    axis.axhline(unregistered["dice"], color=colour, linestyle=":", label="before registration")
-            else:
-                axis.plot(dict(series)["0"]["runtime_s"], dict(series)["0"]["dice"], "D", color=colour,
-                          label=f"{start} network alone")  # fmt: skip
+        refined = [method for method in rows if "+io" in method]
+        if "identity+io@0" in rows:
+            axis.axhline(rows["identity+io@0"]["dice"], color="grey", linestyle=":", label="before registration")
+        prefixes = list(dict.fromkeys(method.partition("@")[0] for method in refined if not method.endswith("@0")))
+        for colour, prefix in zip(colours, prefixes):
+            start = prefix.partition("+")[0]
+            alone = rows.get(f"{start}+io@0")
+            if start != "identity" and alone and prefix.endswith("+io"):
+                axis.plot(alone["runtime_s"], alone["dice"], "D", color=colour, label=f"{start} network alone")
+            series = [(m.partition("@")[2], rows[m]) for m in refined if m.partition("@")[0] == prefix]
             for layout, style in (("1/4, 1/2", "-"), ("1/4, 1/2, full", "--")):
                 points = [
                     (spec, r)
@@ -172,22 +208,22 @@ def plot(summary: dict, path: Path) -> None:
                 if not points:
                     continue
                 axis.plot([r["runtime_s"] for _, r in points], [r["dice"] for _, r in points], style, marker="o",
-                          color=colour, label=f"{start} start, levels {layout}")  # fmt: skip
+                          color=colour, label=f"{prefix}, levels {layout}")  # fmt: skip
                 for spec, row in points:
                     axis.annotate(spec, (row["runtime_s"], row["dice"]), textcoords="offset points", xytext=(4, -11),
                                   fontsize=7)  # fmt: skip
         if "elastix" in rows:
-            axis.plot(rows["elastix"]["runtime_s"], rows["elastix"]["dice"], "s", color="tab:green", markersize=9,
+            axis.plot(rows["elastix"]["runtime_s"], rows["elastix"]["dice"], "s", color="black", markersize=9,
                       label="Elastix")  # fmt: skip
-            axis.axvline(rows["elastix"]["runtime_s"] / 10, color="grey", linestyle=":", label="1/10 of Elastix's time")
+            budget = rows["elastix"]["runtime_s"] / 10
+            axis.axvline(budget, color="grey", linestyle="-.", label="1/10 of Elastix's time")
         axis.set_xscale("log")
         axis.set_xlabel("time per pair (s, log scale); labels: Adam steps per level")
         axis.set_ylabel("mean tissue Dice")
         axis.set_title(f"track {track}")
         axis.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
-    figure.tight_layout(rect=(0, 0.14, 1, 1))
+        axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -202,14 +238,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--steps", default="0,25,50,100,200,50/50/10", help="N, A/B/C or preset (fast, balanced, accurate) settings"
     )
-    parser.add_argument("--networks", default="mono=vtn_addd,multimodal=vtn_addd", help="track=bundle[:weights]")
+    parser.add_argument(
+        "--networks", default="mono=vtn_addd,multimodal=vtn_addd", help="track=bundle[:weights], comma-separated"
+    )
+    parser.add_argument(
+        "--similarities", default="", help=f"track=name[+name...], names in {SIMILARITIES} (default local_correlation)"
+    )
     parser.add_argument("--references", default="elastix", help="classical methods run beside, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     tracks = [track for track in args.tracks.split(",") if track]
     steps = [spec.strip() for spec in args.steps.split(",") if spec.strip()]
-    optimizers = {spec: optimizer_for(spec, args.size) for spec in steps}
+    for spec in steps:
+        optimizer_for(spec, args.size)  # refuse a bad entry before anything runs
     networks = parse_networks(args.networks)
+    similarities = parse_similarities(args.similarities, tracks)
     out_dir, start = Path(args.out_dir), time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(args.work_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "monai_mine_instance_optimization"))
@@ -217,13 +260,18 @@ def main(argv: list[str] | None = None) -> dict:
     records: list[dict] = []
     for track in tracks:
         methods = {name: classical_method(name) for name in filter(None, args.references.split(","))}
-        for spec, optimizer in optimizers.items():
-            identity = classical_method("identity") if optimizer is None else identity_instance_method(optimizer)
-            methods[f"identity+io@{spec}"] = identity
-            if track in networks:
-                bundle, weights = networks[track]
-                runner = BundleMethod(shipped_bundle_dir(bundle), weights, work, instance_optimization=optimizer or 0)
-                methods[f"{bundle}+io@{spec}"] = runner
+        for spec in steps:
+            for similarity in similarities[track] if spec != "0" else [DEFAULT_SIMILARITY]:
+                for origin, weights in [("identity", None), *networks.get(track, [])]:
+                    optimizer = optimizer_for(spec, args.size, similarity)
+                    if origin != "identity":
+                        bundle = shipped_bundle_dir(origin)
+                        run = BundleMethod(bundle, weights, work, instance_optimization=optimizer or 0)
+                    elif optimizer is None:
+                        run = classical_method("identity")
+                    else:
+                        run = identity_instance_method(optimizer)
+                    methods[method_name(origin, similarity, spec)] = run
         for index in range(args.pairs):
             pair = make_pair(template, track, pair_seed(args.seed, track, "test", index))
             for method, run in methods.items():
@@ -240,7 +288,8 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "size": args.size,
         "steps": steps,
-        "networks": {track: [bundle, os.fspath(path)] for track, (bundle, path) in networks.items()},
+        "networks": {track: [[name, os.fspath(path)] for name, path in found] for track, found in networks.items()},
+        "similarities": similarities,
         "summary": summary,
         "records": records,
         "elapsed_s": time.perf_counter() - start,
@@ -254,8 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"Machine: {content['machine']['platform']}, {content['machine']['cpus']} CPUs; {content['date']}; "
         f"{args.size}^3 pairs, {args.pairs} per track, one run. `X+io@N`: start `X` refined with N Adam steps at 1/4, "
         "then N at 1/2 of the image resolution (the 32- and 64-voxel grids of the default `instance_optimizer`; local "
-        "correlation + diffusion); `@0`: no optimisation; `@A/B/C`: A, B and C steps at 1/4, 1/2 and full resolution "
-        "(learning rates 1, 1, 0.25).",
+        "correlation + diffusion); `X+io:<similarity>@N`: the same with another similarity (`mutual_information`: "
+        "MONAI's global Parzen MI; `mine`: MINE with a fresh critic trained along); `@0`: no optimisation; `@A/B/C`: "
+        "A, B and C steps at 1/4, 1/2 and full resolution (learning rates 1, 1, 0.25).",
         "",
         "Targets (issue: best network + instance optimisation >= Elastix's Dice at <= 1/10 of its time, folding "
         "< 0.1 %):",

@@ -45,8 +45,10 @@ from monai.losses import GlobalMutualInformationLoss
 from torch import nn
 
 from monai_mine.flows import check_ddf, compose_ddf, integrate_velocity, resize_ddf, warp
+from monai_mine.losses.mine import MINELoss
 from monai_mine.losses.similarity import CorrelationCoefficientLoss, LocalCorrelationLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
+from monai_mine.networks.mine_critic import MINECritic
 from monai_mine.registration.steps import InstanceSchedule, instance_optimization_schedule
 
 __all__ = [
@@ -63,10 +65,15 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 100
 """Adam steps between two progress lines (logged at INFO: level, step and objective)."""
 
-SIMILARITIES = ("local_correlation", "correlation", "mutual_information")
+SIMILARITIES = ("local_correlation", "correlation", "mutual_information", "mine")
 """Similarities by name: :class:`~monai_mine.losses.LocalCorrelationLoss` (box window ``kernel_size``),
-:class:`~monai_mine.losses.CorrelationCoefficientLoss` (global) and MONAI's ``GlobalMutualInformationLoss``
-(Parzen windows, 23 bins; for pairs of different contrasts)."""
+:class:`~monai_mine.losses.CorrelationCoefficientLoss` (global), MONAI's ``GlobalMutualInformationLoss``
+(Parzen windows, 23 bins; for pairs of different contrasts) and :class:`~monai_mine.losses.MINELoss` (a fresh
+:class:`~monai_mine.networks.MINECritic` scoring :data:`MINE_SAMPLES` voxels per image, trained along with the
+displacement)."""
+
+MINE_SAMPLES = 16384
+"""Voxels per image the ``"mine"`` similarity scores per step (the MI bundles' ``mine_samples``)."""
 
 
 def similarity_loss(name: str, kernel_size: int = 5) -> nn.Module:
@@ -81,6 +88,8 @@ def similarity_loss(name: str, kernel_size: int = 5) -> nn.Module:
         return CorrelationCoefficientLoss()
     if name == "mutual_information":
         return GlobalMutualInformationLoss(num_bins=23)
+    if name == "mine":
+        return MINELoss(critic=MINECritic(), samples=MINE_SAMPLES)
     raise ValueError(f"unknown similarity {name!r}; choose from {SIMILARITIES} or pass a loss module.")
 
 

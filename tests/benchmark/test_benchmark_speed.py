@@ -107,11 +107,13 @@ def test_register_row_breaks_the_wall_time_down_by_stage():
     from monai_mine.benchmark.speed.workers import register_row
 
     spec = {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": 32, "instance_optimization": 0}
-    row = register_row(spec | {"repeats": 1, "warmup": 0})
+    row = register_row(spec | {"repeats": 1, "warmup": 0, "many_pairs": 2})
     assert row["latency_s"] > 0 and row["import_torch_monai_s"] > 0 and row["second_call_s"] > 0
+    assert row["many_pairs"] == 2 and row["many_pairs_s"] > 0  # one process over a folder of two moving images
     assert {"start-up (interpreter, command line)", "imports (torch, MONAI, monai_mine)", "network", "writing"} <= set(
         row["stages"]
     )
     assert "config parsing" not in row["second_call_stages"] and "network" in row["second_call_stages"]
     table = register_tables([row])
     assert "## monai-mine register: wall time by stage" in table and "| network |" in table and "| total |" in table
+    assert "One process over a folder of 2 such pairs took" in table

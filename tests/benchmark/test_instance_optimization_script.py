@@ -3,28 +3,18 @@ its table, targets, JSON and figure."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    path = REPOSITORY / "benchmarks" / "instance_optimization.py"
-    spec = importlib.util.spec_from_file_location("instance_optimization", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import benchmark_script
 
 
 @pytest.mark.slow
 def test_tiny_run_writes_the_trade_off(tmp_path):
     args = ["--out_dir", str(tmp_path / "out"), "--work_dir", str(tmp_path / "work"), "--size", "32"]
     args += ["--pairs", "1", "--tracks", "mono", "--steps", "0,5", "--networks", "mono=vtn_addd"]
-    content = _script().main(args)
+    content = benchmark_script("instance_optimization").main(args)
     methods = list(content["summary"]["mono"])
     assert methods == ["elastix", "identity+io@0", "vtn_addd+io@0", "identity+io@5", "vtn_addd+io@5"]
     rows = content["summary"]["mono"]
@@ -38,7 +28,7 @@ def test_tiny_run_writes_the_trade_off(tmp_path):
 
 
 def test_arguments_are_checked():
-    script = _script()
+    script = benchmark_script("instance_optimization")
     assert script.optimizer_for("0", 128) is None and script.optimizer_for("25", 128).steps == (25, 25)
     fine = script.optimizer_for("50/40/10", 128)
     assert fine.steps == (50, 40, 10) and fine.levels == (32, 64, 128) and fine.learning_rate == (1.0, 1.0, 0.25)
@@ -53,3 +43,12 @@ def test_arguments_are_checked():
         script.parse_networks("brain=vtn_addd")
     with pytest.raises(FileNotFoundError, match="weights /nowhere.pt"):
         script.parse_networks("mono=vtn_addd:/nowhere.pt")
+    starts = script.parse_networks("multimodal=miregnet,multimodal=midiceregnet")["multimodal"]
+    assert [name for name, _ in starts] == ["miregnet", "midiceregnet"]  # several starts on one track
+    chosen = script.parse_similarities("multimodal=local_correlation+mine", ["mono", "multimodal"])
+    assert chosen == {"mono": ["local_correlation"], "multimodal": ["local_correlation", "mine"]}
+    with pytest.raises(ValueError, match="must read track=name"):
+        script.parse_similarities("multimodal=parzen", ["multimodal"])
+    assert script.optimizer_for("fast", 128, "mine").similarity.samples == 16384  # a fresh MINE critic, sampled
+    assert script.method_name("miregnet", "mine", "fast") == "miregnet+io:mine@fast"
+    assert script.method_name("miregnet", "mine", "0") == script.method_name("miregnet", "local_correlation", "0")

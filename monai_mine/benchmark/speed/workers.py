@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -222,8 +224,6 @@ def register_row(spec: dict) -> dict:
     ``instance_optimization``) as a user runs it: wall time from process start to exit and its stages
     (``--timings``), beside ``python -c "import torch, monai"``; then in this process a second call on a loaded
     bundle (``register_files`` with a ``TrainedModel``), the first call there untimed (warm-up)."""
-    import time
-
     from monai_mine.bundle import load_trained_model, shipped_bundle_dir
     from monai_mine.io import save_nifti
     from monai_mine.registration import register_files
@@ -253,6 +253,8 @@ def register_row(spec: dict) -> dict:
         register_files(paths["fixed"], paths["moving"], model, Path(folder) / "second", instance_optimization=steps,
                        timer=timer)  # fmt: skip
         second_s = time.perf_counter() - start
+        many = int(spec.get("many_pairs", MANY_PAIRS))
+        many_s = _many_pairs_wall_s(paths, bundle, steps, Path(folder), many)
     return {
         **spec,
         "latency_s": wall_s,
@@ -261,8 +263,29 @@ def register_row(spec: dict) -> dict:
         "second_call_s": second_s,
         "second_call_stages": dict(timer.seconds),
         "pair": description,
+        "many_pairs": many,
+        "many_pairs_s": many_s,
         "peak_memory_bytes": peak_rss_bytes(),
     }
+
+
+MANY_PAIRS = 8
+"""Pairs of the register row's many-pairs run (unless its spec says ``many_pairs``): one ``monai-mine register``
+over a folder of moving images."""
+
+
+def _many_pairs_wall_s(paths: dict[str, Path], bundle: Path, steps: str, folder: Path, pairs: int) -> float:
+    """Wall time of one ``monai-mine register --fixed <image> --moving <folder>`` process over ``pairs`` copies of
+    the moving image (one model load, every output read and written), from process start to exit."""
+    movings = folder / "movings"
+    movings.mkdir()
+    for index in range(pairs):
+        shutil.copyfile(paths["moving"], movings / f"moving_{index}.nii.gz")
+    command = [sys.executable, "-m", "monai_mine", "register", "--fixed", str(paths["fixed"]), "--moving"]
+    command += [str(movings), "--bundle", str(bundle), "--out", str(folder / "many"), "--instance_optimization", steps]
+    start = time.perf_counter()
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start
 
 
 WORKERS = {"inference": inference_row, "train": train_row, "classical": classical_row, "register": register_row}
