@@ -5,8 +5,9 @@
 """monai-mine: unsupervised and weakly supervised 3D medical image registration for MONAI.
 
 Networks (``monai_mine.networks``), losses (``monai_mine.losses``), flow operations (``monai_mine.flows``),
-metrics (``monai_mine.metrics``), engines (``monai_mine.engines``) and data helpers (``monai_mine.data``) are
-plugins: bundle configs name them in ``_target_`` after ``"imports": ["$import monai_mine"]``.
+metrics (``monai_mine.metrics``), transforms (``monai_mine.transforms``), engines (``monai_mine.engines``) and
+data helpers (``monai_mine.data``) are plugins: bundle configs name them in ``_target_`` after
+``"imports": ["$import monai_mine"]``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["bundle", "data", "engines", "flows", "losses", "metrics", "networks", "__version__"]
+__all__ = ["bundle", "data", "engines", "flows", "losses", "metrics", "networks", "transforms", "__version__"]
 
 _SUBPACKAGES = frozenset(__all__) - {"__version__"}
 

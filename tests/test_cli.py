@@ -10,9 +10,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from monai_mine.cli import demo, main
+from tests.helpers import REPOSITORY, untrained_checkpoint, world_blob, write_nifti
 
 
 def test_help_lists_commands():
@@ -57,9 +57,6 @@ def test_console_script_is_installed():
     assert result.stdout.strip() == __version__
 
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-
-
 def blob_pair(folder: Path) -> dict[str, Path]:
     """A fixed image (LPS header, anisotropic), a moving image on another grid and two moving label maps."""
     fixed_affine = np.diag([-1.5, -1.5, 2.0, 1.0])
@@ -67,33 +64,14 @@ def blob_pair(folder: Path) -> dict[str, Path]:
     moving_affine = np.diag([1.2, 1.3, 1.6, 1.0])
     moving_affine[:3, 3] = [-30.0, -30.0, -32.0]
 
-    def blob(shape, affine, centre):
-        index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
-        world = index @ affine[:3, :3].T + affine[:3, 3]
-        return np.exp(-((world - centre) ** 2).sum(-1) / 98.0).astype(np.float32)
-
-    moving = blob((50, 46, 40), moving_affine, [4.0, -3.0, 2.0])
+    moving = world_blob((50, 46, 40), moving_affine, [4.0, -3.0, 2.0], sigma=7.0)
     files = {
-        "fixed": (blob((40, 40, 30), fixed_affine, [0.0, 0.0, 0.0]), fixed_affine),
+        "fixed": (world_blob((40, 40, 30), fixed_affine, [0.0, 0.0, 0.0], sigma=7.0), fixed_affine),
         "moving": (moving, moving_affine),
         "lesion": ((moving > 0.5).astype(np.uint8), moving_affine),
         "halo": ((moving > 0.2).astype(np.int16) * 7, moving_affine),
     }
-    for name, (data, affine) in files.items():
-        nib.save(nib.Nifti1Image(data, affine), folder / f"{name}.nii.gz")
-    return {name: folder / f"{name}.nii.gz" for name in files}
-
-
-def save_untrained(bundle: str, path: Path) -> Path:
-    """The freshly initialised network weights of a repository bundle."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(REPOSITORY / "bundles" / bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(REPOSITORY / "bundles" / bundle)
-    torch.manual_seed(0)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), path)
-    return path
+    return {name: write_nifti(folder / f"{name}.nii.gz", data, affine) for name, (data, affine) in files.items()}
 
 
 def run_main(monkeypatch, *argv: str) -> None:
@@ -113,7 +91,7 @@ def test_help_lists_registration_commands(monkeypatch, capsys):
 def test_register_warp_and_jacobian_commands(tmp_path, monkeypatch, capsys):
     """register (a real bundle network, untrained weights), then warp and jacobian on its DDF."""
     files = blob_pair(tmp_path)
-    save_untrained("vtn_addd", tmp_path / "untrained.pt")
+    untrained_checkpoint("vtn_addd", tmp_path / "untrained.pt")
     out = tmp_path / "out"
     run_main(
         monkeypatch, "register", "--fixed", str(files["fixed"]), "--moving", str(files["moving"]),
@@ -162,8 +140,8 @@ def test_register_warp_and_jacobian_commands(tmp_path, monkeypatch, capsys):
 def test_command_errors_name_the_file(tmp_path, monkeypatch, argv, message):
     """Bad input ends the command with exit status 1 and one line naming the file (SystemExit with a message)."""
     blob_pair(tmp_path)
-    nib.save(nib.Nifti1Image(np.random.rand(40, 40).astype(np.float32), np.eye(4)), tmp_path / "slice.nii.gz")
-    save_untrained("miregnet", tmp_path / "other.pt")
+    write_nifti(tmp_path / "slice.nii.gz", np.random.rand(40, 40).astype(np.float32))
+    untrained_checkpoint("miregnet", tmp_path / "other.pt")
     names = {"tmp": str(tmp_path), "repo": str(REPOSITORY)}
     with pytest.raises(SystemExit) as exit_info:
         run_main(monkeypatch, *[item.format(**names) for item in argv])

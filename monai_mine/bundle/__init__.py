@@ -3,8 +3,9 @@
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Bundles and trained models: where a bundle lives (``bundle_root``), the model record written with trained
-weights, the one loader that rebuilds a trained network and its preprocessing, and exports (TorchScript, ONNX,
-``torch.export``) with the one loader that reads them back (docs/design.md section 8)."""
+weights, exports (TorchScript, ONNX, ``torch.export``), and the one model loader every surface calls,
+:func:`load_trained_model`: a bundle folder with its weights or an export, rebuilt with its preprocessing
+(docs/design.md section 8; :func:`load_exported` and :func:`read_weights` are the file readers beneath it)."""
 
 from __future__ import annotations
 
@@ -18,22 +19,22 @@ from monai_mine.bundle.loader import (
     load_trained_model,
     read_bundle_config,
 )
-from monai_mine.bundle.paths import announce_bundle_root, bundle_root, bundle_weights, shipped_bundle_dir
+from monai_mine.bundle.paths import BundleRootError, bundle_weights, check_bundle_root, shipped_bundle_dir
 from monai_mine.bundle.record import RECORDED_IDS, ModelRecord, ModelRecordError, record_config
 from monai_mine.bundle.weights import read_weights, rebind_record, record_path, save_weights, weights_record
 
 __all__ = [
     "RECORDED_IDS",
+    "BundleRootError",
     "ExportedModel",
     "ExportedNetwork",
     "ModelRecord",
     "ModelRecordError",
     "TrainedModel",
-    "announce_bundle_root",
     "apply_model_record",
     "apply_weights_record",
-    "bundle_root",
     "bundle_weights",
+    "check_bundle_root",
     "export_bundle",
     "export_onnx",
     "export_program",

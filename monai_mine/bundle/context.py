@@ -2,22 +2,25 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""The MONAI config parser and workflow that are instantiating the current component.
+"""The MONAI config parser that is instantiating the current component.
 
-MONAI gives a config expression or component no handle on the parser that builds it. Two things need one: the
-bundles' ``bundle_root`` (where the running configs live) and the model record (the config values that rebuild
-a trained network, written beside its weights). Both look for the innermost ``ConfigParser`` /
-``ConfigWorkflow`` method on the call stack: components are built inside ``ConfigParser.get_parsed_content``,
-and a workflow's ``initialize``/``run`` call it.
+MONAI gives a config expression or component no handle on the parser that builds it, and nothing else can give
+the two places that need the running config in raw form what they need: the model record (``ModelRecorder``, in
+``train.json``: the raw values of ``network_def``, ``image_size``, ``intensity``, ``loss_terms`` and of the ids
+they refer to, as run, overlays and ``--id value`` overrides included) and ``apply_model_record`` (in the evaluate
+and inference workflows' ``initialize``: it sets the weights' recorded values in the config being run). A ``%``
+macro or an ``@`` reference cannot carry raw config into a component: MONAI instantiates every ``_target_``
+definition and evaluates every ``$`` expression it is handed. Both therefore look for the innermost
+``ConfigParser.get_parsed_content`` on the call stack (``bundle_root`` no longer does: it is a plain config value).
 """
 
 from __future__ import annotations
 
 import sys
 
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigParser
 
-__all__ = ["running_parser", "running_workflow"]
+__all__ = ["running_parser"]
 
 
 def _innermost(kind: type):
@@ -33,9 +36,3 @@ def _innermost(kind: type):
 def running_parser() -> ConfigParser | None:
     """The ``ConfigParser`` whose ``get_parsed_content`` is running up the call stack, else ``None``."""
     return _innermost(ConfigParser)
-
-
-def running_workflow() -> ConfigWorkflow | None:
-    """The ``ConfigWorkflow`` whose method is running up the call stack (``python -m monai.bundle run ...``, or a
-    workflow run from Python), else ``None``."""
-    return _innermost(ConfigWorkflow)

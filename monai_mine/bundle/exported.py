@@ -16,8 +16,10 @@
 Each carries the same named files: the model record (``model_config.json``), the bundle metadata (``metadata.json``),
 its inference config with the record applied (``inference.json``, what MONAI Deploy reads) and what the export
 accepts (``export.json``: total stride, least size). :func:`load_exported` turns any of them into an
-:class:`ExportedModel`: an :class:`ExportedNetwork` (``(B, 2, X, Y, Z) -> DDF (B, 3, X, Y, Z)``) and its record.
-No format unpickles code.
+:class:`ExportedModel`: an :class:`ExportedNetwork` (``(B, 2, X, Y, Z) -> DDF (B, 3, X, Y, Z)``) and its record;
+:func:`read_export_configs` reads the metadata and configs it carries as MONAI Deploy reads them (also from the
+``model.ts`` of ``python -m monai.bundle ckpt_export``). No format unpickles code. Both serve the one loader of trained
+models, :func:`monai_mine.bundle.load_trained_model`.
 """
 
 from __future__ import annotations
@@ -25,19 +27,22 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from monai.bundle import ConfigParser
 from torch import nn
 
 from monai_mine.bundle.record import ModelRecord
 
 __all__ = [
+    "CONFIG_SUFFIXES",
     "EXPORT_EXTRA_FILE",
     "EXPORT_FORMATS",
     "INFERENCE_EXTRA_FILE",
@@ -47,6 +52,8 @@ __all__ = [
     "ExportedNetwork",
     "export_format",
     "load_exported",
+    "model_file_format",
+    "read_export_configs",
     "read_export_files",
     "require_export_extra",
 ]
@@ -62,6 +69,9 @@ EXPORT_EXTRA_FILE = "export.json"
 
 EXPORT_FORMATS = {"torchscript": ".ts", "onnx": ".onnx", "program": ".pt2"}
 """Export format -> file suffix."""
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+"""Config file suffixes MONAI Deploy looks for, in order."""
 
 
 def require_export_extra(module: str, purpose: str) -> Any:
@@ -134,6 +144,96 @@ def read_export_files(path: str | os.PathLike, format: str | None = None) -> dic
     if kind == "onnx":
         return _onnx_extra_files(path)
     return _zip_extra_files(path, "TorchScript" if kind == "torchscript" else "torch.export (.pt2)")
+
+
+def model_file_format(path: str | os.PathLike) -> str:
+    """The export format of a model file as MONAI Deploy takes it: ``"onnx"`` or ``"program"`` by suffix (see
+    :data:`EXPORT_FORMATS`), any other file a TorchScript archive (``"torchscript"``)."""
+    suffix = Path(path).suffix.lower()
+    return next((name for name in ("onnx", "program") if suffix == EXPORT_FORMATS[name]), "torchscript")
+
+
+def _archive_member(archive: zipfile.ZipFile, stem: str, name: str, path: Path) -> tuple[str, str]:
+    """The member holding config ``name`` (without suffix) and its suffix, found as MONAI Deploy finds it."""
+    members = archive.namelist()
+    for suffix in CONFIG_SUFFIXES:
+        expected = f"{stem}/extra/{name}{suffix}"
+        if expected in members:
+            return expected, suffix
+    for suffix in CONFIG_SUFFIXES:
+        for member in members:
+            if f"{name}{suffix}".casefold() in member.casefold():
+                return member, suffix
+    raise FileNotFoundError(
+        f"{path} holds no {name}{CONFIG_SUFFIXES[0]} (expected {stem}/extra/{name}.json, as `python -m monai.bundle "
+        f"ckpt_export --meta_file ... --config_file ...` writes it); its extra files are "
+        f"{[member for member in members if '/extra/' in member]}."
+    )
+
+
+def _archive_configs(path: Path, names: Sequence[str]) -> list[tuple[str, bytes, str]]:
+    """``(member, content, suffix)`` of the metadata and the configs ``names`` in a TorchScript archive."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a TorchScript archive (a zip file written by ckpt_export).")
+    with zipfile.ZipFile(path) as archive:
+        found = [_archive_member(archive, path.stem, name, path) for name in ["metadata", *names]]
+        return [(member, archive.read(member), suffix) for member, suffix in found]
+
+
+def _named_configs(path: Path, names: Sequence[str]) -> list[tuple[str, bytes, str]]:
+    """``(file name, content, suffix)`` of the metadata and the configs ``names`` an ONNX or ``.pt2`` export carries
+    as named files (``metadata.json``, ...)."""
+    files = read_export_files(path)
+    found = {
+        name: next((f"{name}{suffix}" for suffix in CONFIG_SUFFIXES if f"{name}{suffix}" in files), None)
+        for name in ["metadata", *names]
+    }
+    missing = [f"{name}.json" for name, file in found.items() if file is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} holds no {', '.join(missing)} (expected the files `monai-mine export` stores with the model); "
+            f"it holds {sorted(files)}."
+        )
+    return [(file, files[file].encode(), Path(file).suffix) for file in found.values()]
+
+
+def read_export_configs(path: str | os.PathLike, config_names: str | Sequence[str] = ("inference",)) -> ConfigParser:
+    """A ``ConfigParser`` holding the bundle metadata (as ``_meta_``) and the configs an exported model carries,
+    read as MONAI Deploy reads them (``monai.deploy.operators.monai_bundle_inference_operator.get_bundle_config``):
+    from a TorchScript archive the member ``<stem>/extra/<name>.json`` (``.yaml``, ``.yml``), else any member whose
+    name contains ``<name>.json``; from an ONNX or ``.pt2`` export the named files it carries
+    (:func:`read_export_files`).
+
+    Args:
+        path: the exported file (:func:`model_file_format`: other than ``.onnx`` and ``.pt2``, a TorchScript archive).
+        config_names: the configs to read, with or without suffix; later ones override earlier top-level keys.
+
+    Raises:
+        FileNotFoundError: when the file does not exist or lacks the metadata or a config.
+        ValueError: naming the file when it is not of its format, or a config is not valid JSON/YAML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"exported model {path} does not exist.")
+    names = [config_names] if isinstance(config_names, str) else list(config_names)
+    names = [name.split(".")[0] for name in names]
+    read = _archive_configs if model_file_format(path) == "torchscript" else _named_configs
+    (member, metadata, _), *texts = read(path, names)
+    parser = ConfigParser()
+    try:
+        parser.read_meta(f=json.loads(metadata))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{member} in {path} is not valid JSON: {error.msg} at line {error.lineno}.") from error
+    with tempfile.TemporaryDirectory() as folder:  # through files: ConfigParser reads YAML by suffix
+        files = []
+        for name, (_, data, suffix) in zip(names, texts):
+            files.append(Path(folder) / f"{len(files)}_{name}{suffix}")
+            files[-1].write_bytes(data)
+        try:
+            parser.read_config(f=[os.fspath(file) for file in files])
+        except ValueError as error:
+            raise ValueError(f"cannot read the configs {names} stored in {path}: {error}") from error
+    return parser
 
 
 def _read_record(files: dict[str, str], path: Path) -> ModelRecord | None:

@@ -2,18 +2,23 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""The one way from a bundle and trained weights to a network, its preprocessing and its loss.
+"""The one way from a bundle and trained weights, or an exported model, to a network, its preprocessing and its loss.
 
-:func:`load_trained_model` serves ``monai-mine register``, ``monai-mine export``, the MONAI Deploy adapter and the
-benchmark (the speed benchmark reads configs with :func:`read_bundle_config`); :func:`apply_weights_record` does the
-same for configs another tool parses: the bundles' own evaluate and inference workflows (through
-:func:`apply_model_record`) and MONAI Label's infer task. Both read a bundle's configs as ``monai.bundle`` does
-(files merged in order, then overrides), apply the weights' model record (docs/design.md section 8) and refuse an
-override that contradicts it.
+:func:`load_trained_model` is the one model loader every surface calls: ``monai-mine register`` and
+``monai-mine export``, the MONAI Deploy adapter (:func:`monai_mine.deploy.load_registration_bundle`), MONAI Label
+(:func:`monai_mine.label.load_bundle_network`) and the benchmark (the speed benchmark reads configs with
+:func:`read_bundle_config`). It takes a bundle folder with its trained weights (a state dict with its model record
+beside it, or a training checkpoint holding it), a bundle folder with an exported network, or an exported model alone
+(the configs it carries); weights are read as data (``torch.load(weights_only=True)``), and no export format unpickles
+code. :func:`apply_weights_record` does the same for configs another tool parses: the bundles' own evaluate and
+inference workflows (through :func:`apply_model_record`) and MONAI Label's infer task. Both read a bundle's configs
+as ``monai.bundle`` does (files merged in order, then overrides), apply the weights' model record (docs/design.md
+section 8) and refuse an override that contradicts it.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -27,7 +32,7 @@ from monai.bundle import ConfigParser
 from torch import nn
 
 from monai_mine.bundle.context import running_parser
-from monai_mine.bundle.exported import load_exported
+from monai_mine.bundle.exported import CONFIG_SUFFIXES, load_exported, model_file_format, read_export_configs
 from monai_mine.bundle.paths import bundle_weights
 from monai_mine.bundle.record import ModelRecord, apply_record
 from monai_mine.bundle.weights import describe_state_mismatch, read_weights, weights_record
@@ -66,8 +71,9 @@ def _parser(paths: list[str], bundle_dir: Path) -> ConfigParser:
     parser = ConfigParser()
     try:
         parser.read_config(paths)
-        metadata = bundle_dir / "configs" / "metadata.json"
-        if metadata.is_file():
+        candidates = [bundle_dir / "configs" / f"metadata{suffix}" for suffix in CONFIG_SUFFIXES]
+        metadata = next((file for file in candidates if file.is_file()), None)
+        if metadata is not None:
             parser.read_meta(os.fspath(metadata))
     except ValueError as error:
         raise ValueError(f"cannot read the configs {paths}: {error}") from error
@@ -217,52 +223,62 @@ def _network_state(checkpoint: Any, path: Path) -> Mapping[str, torch.Tensor]:
 
 
 def load_trained_model(
-    bundle_dir: str | os.PathLike,
+    source: str | os.PathLike,
     weights: str | os.PathLike | None = None,
     config_files: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
     model: str | os.PathLike | None = None,
     timer: Any = None,
+    require_record: bool = True,
 ) -> TrainedModel:
-    """Build a bundle's trained network and preprocessing from its weights' model record.
+    """Load a trained registration model: its network and preprocessing built as its model record says.
 
     Args:
-        bundle_dir: the bundle folder, e.g. ``bundles/vtn_addd`` (or a copy anywhere).
-        weights: a state dict (default ``<bundle_dir>/models/model.pt``) or a training checkpoint holding
+        source: a bundle folder, e.g. ``bundles/vtn_addd`` (or a copy anywhere), or an exported model (``.onnx``,
+            ``.pt2``, or a TorchScript archive such as ``models/model.ts``, also of ``python -m monai.bundle
+            ckpt_export``): its network, with the configs it carries (as MONAI Deploy reads them,
+            :func:`~monai_mine.bundle.exported.read_export_configs`) and the record they hold, if any.
+        weights: (bundle folder) a state dict (default ``<source>/models/model.pt``) or a training checkpoint holding
             ``{"network": ..., "model_record": ...}`` (``models/checkpoint.pt``).
         config_files: the bundle configs to read (default :data:`DEFAULT_CONFIGS` of ``configs/``); an overlay may
-            follow.
+            follow. For an exported model: the names of the configs it carries (default ``inference``).
         overrides: ``{config id: value}``, as on MONAI's command line (e.g. ``{"image_size": 128}``); one that
             contradicts the record is an error.
         device: where to put the network.
-        model: an exported network (``.ts``, ``.onnx``, ``.pt2``, see :mod:`monai_mine.bundle.exported`) instead of
-            ``network_def`` and weights: the record it carries is applied to the bundle's configs (working size,
-            intensity, instance optimiser), and the network is the exported one
+        model: (bundle folder) an exported network (``.ts``, ``.onnx``, ``.pt2``, see :mod:`monai_mine.bundle.exported`)
+            instead of ``network_def`` and weights: the record it carries is applied to the bundle's configs (working
+            size, intensity, instance optimiser), and the network is the exported one
             (:class:`~monai_mine.bundle.exported.ExportedNetwork`).
         timer: a :class:`~monai_mine.timing.StageTimer` to add the seconds of ``"config parsing"`` and
             ``"model build + weight load"`` to (an exported model's loading all counts as the latter).
+        require_record: (with ``model``) refuse an export without a model record; ``False`` takes the bundle's
+            configs as they are (as MONAI Deploy runs a folder's ``ckpt_export`` archive ``models/model.ts``).
 
     Raises:
         FileNotFoundError: naming a missing bundle, config, weights or exported file.
-        ValueError: naming the file when weights or record cannot be read or do not fit, when both ``weights`` and
-            ``model`` are given, when an exported file has an unknown suffix or no record, or naming both values when
-            an override contradicts the record.
+        ValueError: naming the file when weights or record cannot be read or do not fit, when ``weights`` or
+            ``model`` is given with an exported model or both are given, when an exported file has an unknown suffix
+            or (``require_record``) no record, or naming both values when an override contradicts the record.
     """
-    bundle_dir = Path(bundle_dir)
-    if not bundle_dir.is_dir():
-        raise FileNotFoundError(f"bundle {bundle_dir} does not exist (expected a folder such as bundles/vtn_addd).")
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(
+            f"bundle {source} does not exist (expected a folder such as bundles/vtn_addd, or an exported model)."
+        )
     start = time.perf_counter()
-    if model is not None:
-        trained = _exported_model(bundle_dir, Path(model), weights, config_files, overrides, device)
+    if model is not None or source.is_file():
+        trained = _exported_model(source, model, weights, config_files, overrides, device, require_record)
         if timer is not None:
             timer.add("model build + weight load", time.perf_counter() - start)
         return trained
+    bundle_dir = source
     path = bundle_weights(bundle_dir, weights)
     if weights is None and not path.is_file():
         raise FileNotFoundError(
             f"bundle {bundle_dir.name!r} has no trained weights at {path}: train it first (python -m monai.bundle run "
-            f"training --config_file {bundle_dir}/configs/train.json) or pass the weights file."
+            f"training --config_file {bundle_dir}/configs/train.json --bundle_root {bundle_dir}) or pass the weights "
+            "file."
         )
     checkpoint = read_weights(path)
     record = weights_record(path, checkpoint)
@@ -305,20 +321,34 @@ def _trained_model(
 
 
 def _exported_model(
-    bundle_dir: Path,
-    model: Path,
+    source: Path,
+    model: str | os.PathLike | None,
     weights: str | os.PathLike | None,
     config_files: str | os.PathLike | Sequence[str | os.PathLike] | None,
     overrides: Mapping[str, Any] | None,
     device: str | torch.device,
+    require_record: bool,
 ) -> TrainedModel:
-    """:func:`load_trained_model` for an exported network: the bundle's configs with the export's record applied,
-    the network the exported one."""
+    """:func:`load_trained_model` for an exported network: the configs of the bundle folder ``source`` (``model``:
+    the export) or those the export ``source`` carries, with the export's record applied; the network the exported
+    one."""
     if weights is not None:
-        raise ValueError(f"pass either weights ({weights}) or an exported model ({model}), not both.")
-    exported = load_exported(model, device)
-    parser = read_bundle_config(bundle_dir, config_files, overrides, exported.record)
-    name = str(parser.get("bundle_name", bundle_dir.name))
+        raise ValueError(f"pass either weights ({weights}) or an exported model ({model or source}), not both.")
+    if model is None:  # an exported model alone: the configs and record it carries
+        names = ["inference"] if config_files is None else config_files
+        names = [names] if isinstance(names, (str, os.PathLike)) else names
+        parser = read_export_configs(source, [os.fspath(name) for name in names])
+        exported = load_exported(source, device, require_record=False, format=model_file_format(source))
+        defaults = ConfigParser(copy.deepcopy(parser.get()))
+        parser.update(dict(overrides or {}))
+        if exported.record is not None:
+            apply_record(parser, exported.record, defaults, overrides=list(overrides or ()))
+    elif source.is_file():
+        raise ValueError(f"{source} is an exported model already: pass model ({model}) with a bundle folder instead.")
+    else:
+        exported = load_exported(model, device, require_record=require_record)
+        parser = read_bundle_config(source, config_files, overrides, exported.record)
+    name = str(parser.get("bundle_name", source.name))
     return _trained_model(exported.network, parser, exported.record, name, exported.path, device)
 
 

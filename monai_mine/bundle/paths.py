@@ -3,12 +3,15 @@
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Where a bundle lives: the folder of the bundle whose configs are running (``bundle_root``), and the bundles
-shipped in this source tree.
+shipped with this installation.
 
-A bundle's ``bundle_root`` is the folder that holds its ``configs/`` (MONAI's ``ConfigWorkflow`` takes the first
-config file's folder as ``config_root_path``, and the bundle folder is its parent). Everything a bundle writes goes
-below it, so a bundle folder copied anywhere (the model zoo's ``models/<name>/``, a MONAI Label app) runs against
-and writes into itself.
+A bundle's ``bundle_root`` is the folder that holds its ``configs/``; everything a bundle writes goes below it
+(``models/``, ``eval/``, ``runs/``). As in the model zoo, the configs hold a plain default (``"bundle_root": "."``,
+a bundle run from inside its own folder) and a command run from elsewhere passes the folder
+(``--bundle_root bundles/vtn_addd``); tools that read a bundle's configs themselves (MONAI Label, MONAI Deploy,
+:func:`monai_mine.bundle.load_trained_model`) set it to the bundle folder. Every workflow's ``initialize`` list
+first calls :func:`check_bundle_root`, so a ``bundle_root`` that is not a bundle folder stops the run before anything
+is written.
 """
 
 from __future__ import annotations
@@ -18,9 +21,7 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-from monai_mine.bundle.context import running_workflow
-
-__all__ = ["announce_bundle_root", "bundle_root", "bundle_weights", "shipped_bundle_dir"]
+__all__ = ["BundleRootError", "bundle_weights", "check_bundle_root", "shipped_bundle_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,37 +33,28 @@ def _is_bundle(folder: Path) -> bool:
     return (folder / "configs" / "metadata.json").is_file()
 
 
-def bundle_root() -> str:
-    """The folder of the bundle whose configs are being run; what the bundles' ``"bundle_root"`` evaluates to.
+class BundleRootError(FileNotFoundError):
+    """``bundle_root`` is not a bundle folder (one with ``configs/metadata.json``)."""
 
-    It is the parent of the running ``ConfigWorkflow``'s config folder (``--config_file bundles/b/configs/train.json``
-    gives ``bundles/b``), else the working directory when it is a bundle folder. Found inside a workflow, the value
-    is written into the workflow's config as a plain string, so that it stays put when the config is parsed again
-    outside the workflow's own methods (e.g. ``workflow.parser.get_parsed_content(...)`` after ``initialize()``;
-    the bundles' ``initialize`` lists resolve it first). Tools that parse a bundle's configs themselves (MONAI Label,
-    MONAI Deploy, :func:`monai_mine.bundle.load_trained_model`) set ``bundle_root`` explicitly.
+
+def check_bundle_root(root: str | os.PathLike) -> str:
+    """Check that ``root`` is a bundle folder, log where the bundle writes, and return ``root``.
+
+    The bundles' ``initialize`` lists call it first with ``@bundle_root``: the configs' default ``"."`` is right only
+    when a command runs inside the bundle's folder, and a wrong one would write ``models/``, ``eval/`` and ``runs/``
+    into whatever folder the command runs in.
 
     Raises:
-        FileNotFoundError: when neither is a bundle folder (one with ``configs/metadata.json``).
+        BundleRootError: (a ``FileNotFoundError``) naming the folder when it holds no ``configs/metadata.json``,
+            with what to pass instead.
     """
-    workflow = running_workflow()
-    if workflow is not None and _is_bundle(Path(workflow.config_root_path).parent):
-        found = os.fspath(Path(workflow.config_root_path).parent)
-        workflow.parser.config["bundle_root"] = found  # not through __setitem__: the parser is mid-resolution
-        return found
-    if _is_bundle(Path.cwd()):
-        return os.fspath(Path.cwd())
-    searched = [os.fspath(Path(workflow.config_root_path).parent)] if workflow is not None else []
-    tried = ", ".join([*searched, os.fspath(Path.cwd())])
-    raise FileNotFoundError(
-        f"cannot tell which bundle is running ({tried} holds no configs/metadata.json): pass --bundle_root <folder of "
-        "the bundle>, or run its configs as --config_file <bundle>/configs/<name>.json."
-    )
-
-
-def announce_bundle_root(root: str | os.PathLike) -> str:
-    """Log where the running bundle writes, and return ``root``. The bundles' ``initialize`` lists call it first
-    with ``@bundle_root``, which also fixes ``bundle_root`` while the workflow is on the call stack."""
+    folder = Path(root)
+    if not _is_bundle(folder):
+        raise BundleRootError(
+            f"bundle_root {os.fspath(root)!r} ({folder.resolve()}) is not a bundle folder: it has no "
+            "configs/metadata.json. Pass --bundle_root <the folder of the bundle whose configs you run> (e.g. "
+            "--bundle_root bundles/<name> from the repository's root), or run the command inside that folder."
+        )
     logger.info(f"bundle_root: {os.fspath(root)} (models/, eval/ and runs/ are written below it)")
     return os.fspath(root)
 

@@ -4,11 +4,17 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Data helpers: synthetic pairs, the demo dataset, datalists (also from Learn2Reg tasks) and unpaired pairing.
 
-The checking transforms (``CheckedLoadImaged``, ``Check*d``, ``root_cause``) live in :mod:`monai_mine.transforms`;
-they are re-exported here because bundle configs name them ``monai_mine.data.<Name>``.
+The loading and checking transforms (``CheckedLoadImaged``, ``Check*d``, ``root_cause``) live in
+:mod:`monai_mine.transforms`. Their old names here (``monai_mine.data.<Name>``, which configs and exports of earlier
+releases name) are deprecated aliases of the same objects, kept for one release: each use warns with a
+``DeprecationWarning``.
 """
 
 from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
 
 from monai_mine.data.datalist import is_unpaired, load_registration_datalist, load_unpaired_images
 from monai_mine.data.datasets import registration_dataset
@@ -16,25 +22,8 @@ from monai_mine.data.demo_dataset import DEMO_FLAVOURS, default_cache_dir, demo_
 from monai_mine.data.learn2reg import Learn2RegTask, displacement_name, learn2reg_datalist, read_learn2reg_task
 from monai_mine.data.pairing import UnpairedRegistrationDataset, random_pairs
 from monai_mine.data.synthetic import SyntheticPair, synthetic_pair
-from monai_mine.transforms import (
-    CheckedLoadImaged,
-    CheckFinited,
-    CheckLabelGridd,
-    CheckNonConstantd,
-    CheckNonEmptyLabeld,
-    CheckSameShaped,
-    CheckSpatialDimsd,
-    root_cause,
-)
 
 __all__ = [
-    "CheckFinited",
-    "CheckLabelGridd",
-    "CheckNonConstantd",
-    "CheckNonEmptyLabeld",
-    "CheckSameShaped",
-    "CheckSpatialDimsd",
-    "CheckedLoadImaged",
     "DEMO_FLAVOURS",
     "Learn2RegTask",
     "SyntheticPair",
@@ -49,6 +38,37 @@ __all__ = [
     "random_pairs",
     "read_learn2reg_task",
     "registration_dataset",
-    "root_cause",
     "synthetic_pair",
 ]
+
+MOVED_TO_TRANSFORMS = (
+    "CheckFinited",
+    "CheckLabelGridd",
+    "CheckNonConstantd",
+    "CheckNonEmptyLabeld",
+    "CheckSameShaped",
+    "CheckSpatialDimsd",
+    "CheckedLoadImaged",
+    "root_cause",
+)
+"""Names whose home is :mod:`monai_mine.transforms`; ``monai_mine.data.<name>`` is a deprecated alias (since 0.1.0,
+removed in 0.2.0)."""
+
+
+def __getattr__(name: str) -> Any:
+    """``monai_mine.data.<name>`` for a name of :data:`MOVED_TO_TRANSFORMS`: the object of
+    :mod:`monai_mine.transforms` itself, with a ``DeprecationWarning`` (PEP 562; MONAI's wording for deprecations).
+
+    Raises:
+        AttributeError: for any other name, as for a module without it.
+    """
+    if name in MOVED_TO_TRANSFORMS:
+        warnings.warn(
+            f"monai_mine.data.{name} has been deprecated since version 0.1.0. It will be removed in version 0.2.0. "
+            f"Please use monai_mine.transforms.{name} instead (in configs: "
+            f'"_target_": "monai_mine.transforms.{name}").',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("monai_mine.transforms"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

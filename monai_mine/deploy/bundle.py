@@ -10,8 +10,9 @@ holds the bundle's ``metadata.json`` and its config (``inference.json``). MONAI 
 archive (at ``<stem>/extra/<name>.json``, else any member whose name contains ``<name>.json``), builds the
 config's ``preprocessing`` without its ``LoadImage``/``SaveImage`` transforms, and loads the network with
 ``torch.jit.load``; a bundle folder is read from ``configs/`` and ``models/model.ts`` (or ``models/model.pt`` and
-``network_def``) instead. :func:`read_bundle_configs` and :class:`RegistrationBundle` do the same, so that what
-runs in a MONAI Deploy application can be run and tested here, and then register a pair:
+``network_def``) instead. :func:`read_bundle_configs` and :class:`RegistrationBundle` do the same (the network
+through monai-mine's one model loader, :func:`monai_mine.bundle.load_trained_model`), so that what runs in a MONAI
+Deploy application can be run and tested here, and then register a pair:
 
     moving, fixed (3D MetaTensors) -> the bundle's preprocessing on ``moving_image``/``fixed_image``
     -> network input (1, 2, X, Y, Z) (0 moving, 1 fixed) -> DDF (1, 3, X, Y, Z), float32, voxels
@@ -24,11 +25,7 @@ stay float32 and keep the affine of the working grid: the fixed image after the 
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +38,8 @@ from monai.transforms import Compose
 from torch import nn
 
 from monai_mine.bundle import load_trained_model
-from monai_mine.bundle.exported import EXPORT_FORMATS, load_exported, read_export_files
+from monai_mine.bundle.exported import CONFIG_SUFFIXES, read_export_configs
 from monai_mine.bundle.loader import configured_instance_optimizer
-from monai_mine.bundle.record import apply_record
 from monai_mine.flows import warp
 from monai_mine.inference import FastRegistration
 from monai_mine.io.nifti import save_nifti
@@ -57,29 +53,7 @@ __all__ = [
     "read_bundle_configs",
 ]
 
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
-"""Config file suffixes MONAI Deploy looks for, in order."""
-
-
 _DISALLOWED_TRANSFORMS = ("LoadImage", "SaveImage")
-
-
-def _archive_member(archive: zipfile.ZipFile, stem: str, name: str, path: Path) -> tuple[str, str]:
-    """The member holding config ``name`` (without suffix) and its suffix, found as MONAI Deploy finds it."""
-    members = archive.namelist()
-    for suffix in CONFIG_SUFFIXES:
-        expected = f"{stem}/extra/{name}{suffix}"
-        if expected in members:
-            return expected, suffix
-    for suffix in CONFIG_SUFFIXES:
-        for member in members:
-            if f"{name}{suffix}".casefold() in member.casefold():
-                return member, suffix
-    raise FileNotFoundError(
-        f"{path} holds no {name}{CONFIG_SUFFIXES[0]} (expected {stem}/extra/{name}.json, as `python -m monai.bundle "
-        f"ckpt_export --meta_file ... --config_file ...` writes it); its extra files are "
-        f"{[member for member in members if '/extra/' in member]}."
-    )
 
 
 def _folder_config(folder: Path, name: str) -> Path:
@@ -106,8 +80,8 @@ def read_bundle_configs(path: str | os.PathLike, config_names: str | Sequence[st
     path = Path(path)
     names = [config_names] if isinstance(config_names, str) else list(config_names)
     names = [name.split(".")[0] for name in names]
-    parser = ConfigParser()
     if path.is_dir():
+        parser = ConfigParser()
         metadata = _folder_config(path, "metadata")
         parser.read_meta(f=str(metadata))
         parser.read_config(f=[str(_folder_config(path, name)) for name in names])
@@ -115,62 +89,7 @@ def read_bundle_configs(path: str | os.PathLike, config_names: str | Sequence[st
         return parser
     if not path.is_file():
         raise FileNotFoundError(f"bundle {path} does not exist (expected an exported model.ts or a bundle folder).")
-    if path.suffix.lower() in (EXPORT_FORMATS["onnx"], EXPORT_FORMATS["program"]):
-        return _exported_configs(path, names)
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not a TorchScript archive (a zip file written by ckpt_export).")
-    stem = path.stem
-    with zipfile.ZipFile(path) as archive:
-        member, _ = _archive_member(archive, stem, "metadata", path)
-        _read_meta(parser, archive.read(member), member, path)
-        texts = [(name, *_archive_member(archive, stem, name, path)) for name in names]
-        _read_configs(parser, [(name, archive.read(member), suffix) for name, member, suffix in texts], path)
-    return parser
-
-
-def _exported_configs(path: Path, names: Sequence[str]) -> ConfigParser:
-    """The metadata and configs an ONNX or ``.pt2`` export carries as named files (``metadata.json``, ...)."""
-    files = read_export_files(path)
-    parser = ConfigParser()
-    found = {name: _named_file(files, name) for name in ["metadata", *names]}
-    missing = [f"{name}.json" for name, file in found.items() if file is None]
-    if missing:
-        raise FileNotFoundError(
-            f"{path} holds no {', '.join(missing)} (expected the files `monai-mine export` stores with the model); "
-            f"it holds {sorted(files)}."
-        )
-    _read_meta(parser, files[found["metadata"]].encode(), found["metadata"], path)
-    texts = [(name, files[found[name]].encode(), Path(found[name]).suffix) for name in names]
-    _read_configs(parser, texts, path)
-    return parser
-
-
-def _named_file(files: Mapping[str, str], name: str) -> str | None:
-    """The first of ``<name>.json``, ``.yaml``, ``.yml`` among ``files``, or ``None``."""
-    return next((f"{name}{suffix}" for suffix in CONFIG_SUFFIXES if f"{name}{suffix}" in files), None)
-
-
-def _read_meta(parser: ConfigParser, data: bytes, member: str, path: Path) -> None:
-    try:
-        parser.read_meta(f=json.loads(data))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{member} in {path} is not valid JSON: {error.msg} at line {error.lineno}.") from error
-
-
-def _read_configs(parser: ConfigParser, texts: Sequence[tuple[str, bytes, str]], path: Path) -> None:
-    """Read configs given as ``(name, content, suffix)``, through files (ConfigParser reads YAML by suffix)."""
-    with tempfile.TemporaryDirectory() as folder:
-        files = []
-        for name, data, suffix in texts:
-            target = Path(folder) / f"{len(files)}_{name}{suffix}"
-            target.write_bytes(data)
-            files.append(str(target))
-        try:
-            parser.read_config(f=files)
-        except ValueError as error:
-            raise ValueError(
-                f"cannot read the configs {[name for name, _, _ in texts]} stored in {path}: {error}"
-            ) from error
+    return read_export_configs(path, names)
 
 
 def _check_data_format(metadata: Mapping[str, Any], path: Path) -> None:
@@ -196,29 +115,6 @@ def _filtered_preprocessing(parser: ConfigParser, path: Path) -> Compose:
     transforms = compose.transforms if isinstance(compose, Compose) else list(compose)
     kept = [t for t in transforms if not any(name in type(t).__name__ for name in _DISALLOWED_TRANSFORMS)]
     return Compose(kept)
-
-
-def _load_network(
-    path: Path, parser: ConfigParser, names: Sequence[str], device: torch.device
-) -> tuple[nn.Module, Path, ConfigParser]:
-    """The network of an export (``.ts``, ``.onnx``, ``.pt2``, through
-    :func:`~monai_mine.bundle.exported.load_exported`) or of a bundle folder (``models/model.ts``, else the trained
-    ``models/model.pt`` through :func:`~monai_mine.bundle.load_trained_model`), in eval mode, the file it came from,
-    and ``parser`` with the model's record applied (a ``ckpt_export`` archive has none: its ``inference.json`` is
-    used as it is)."""
-    if path.is_dir():
-        scripted = path / "models" / "model.ts"
-        if not scripted.is_file():
-            files = [_folder_config(path, name) for name in names]
-            trained = load_trained_model(path, config_files=files, device=device)
-            return trained.network, trained.weights, trained.config
-        path = scripted
-    kind = next((name for name, suffix in EXPORT_FORMATS.items() if path.suffix.lower() == suffix), "torchscript")
-    exported = load_exported(path, device, require_record=False, format=kind)
-    if exported.record is not None:
-        defaults = ConfigParser(copy.deepcopy(parser.get()))
-        apply_record(parser, exported.record, defaults)
-    return exported.network, path, parser
 
 
 @dataclass(eq=False)
@@ -365,7 +261,13 @@ def load_registration_bundle(
     """
     path = Path(path)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    parser = read_bundle_configs(path, config_names)
     names = [name.split(".")[0] for name in ([config_names] if isinstance(config_names, str) else config_names)]
-    network, model_file, parser = _load_network(path, parser, names, device)
-    return RegistrationBundle(path, network, parser, device, model_file, instance_optimization)
+    if path.is_dir():  # configs/ (with the metadata MONAI Deploy reads), models/model.ts else models/model.pt
+        _folder_config(path, "metadata")
+        scripted = path / "models" / "model.ts"
+        model = scripted if scripted.is_file() else None
+        files = [_folder_config(path, name) for name in names]
+        trained = load_trained_model(path, config_files=files, device=device, model=model, require_record=False)
+    else:  # an export, with the configs it carries
+        trained = load_trained_model(path, config_files=names, device=device)
+    return RegistrationBundle(path, trained.network, trained.config, device, trained.weights, instance_optimization)

@@ -7,7 +7,7 @@
 Without MONAI Label: datastore records to datalists (:mod:`monai_mine.label.datastore`), the infer steps around a
 bundle's preprocessing (:mod:`monai_mine.label.pipeline`), the app's bundle folders and the loading of their weights
 (:mod:`monai_mine.label.bundles`), and a studies folder from the demo data (:mod:`monai_mine.label.studies`,
-``python -m monai_mine.label.studies <folder>``). With it (``pip install monailabel``, see README.md):
+``python -m monai_mine.label.studies <folder>``). With it (``pip install monailabel``, see docs/label.md):
 :class:`monai_mine.label.infer.RegistrationInferTask`, :class:`monai_mine.label.train.RegistrationTrainTask` and the
 sample app ``sample-apps/monai_mine_registration``.
 """

@@ -17,7 +17,7 @@ shape (as saved), units and affine. A request's ``instance_optimization`` (what 
 --instance_optimization`` accepts: Adam steps per level, a preset ``fast``/``balanced``/``accurate`` or a schedule
 ``A/B/C``) refines the DDF on the pair with the bundle's ``instance_optimizer``. Weights that do not fit the bundle's
 network raise :class:`monai_mine.label.bundles.BundleWeightsError`, naming the file, the bundle and what to do. Needs
-``monailabel`` (see README.md).
+``monailabel`` (see docs/label.md).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ try:
     from monailabel.tasks.infer.bundle import BundleInferTask
 except ImportError as error:
     raise ImportError(
-        "monai_mine.label.infer needs MONAI Label (pip install monailabel; see the MONAI Label section of README.md); "
+        "monai_mine.label.infer needs MONAI Label (pip install monailabel; see docs/label.md); "
         f"importing it failed with: {error}"
     ) from error
 

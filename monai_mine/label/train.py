@@ -17,7 +17,7 @@ width, working size, intensity, loss), so a training goes on with the settings t
 that do not fit raise :class:`monai_mine.label.bundles.BundleWeightsError` (shown in the training's log, ``GET
 /train/``) instead of a ``state_dict`` size mismatch. The trained weights land in the bundle's ``models/model.pt``,
 where the infer task reads them; a training that writes over the weights shipped with the bundle says so first, in
-its log (:func:`monai_mine.label.bundles.shipped_weights_warning`). Needs ``monailabel`` (see README.md).
+its log (:func:`monai_mine.label.bundles.shipped_weights_warning`). Needs ``monailabel`` (see docs/label.md).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ try:
     from monailabel.tasks.train.bundle import BundleTrainTask
 except ImportError as error:
     raise ImportError(
-        "monai_mine.label.train needs MONAI Label (pip install monailabel; see the MONAI Label section of README.md); "
+        "monai_mine.label.train needs MONAI Label (pip install monailabel; see docs/label.md); "
         f"importing it failed with: {error}"
     ) from error
 

@@ -7,7 +7,8 @@ augmentation of pairs.
 
 :class:`CheckedLoadImaged` (:mod:`~monai_mine.transforms.loading`) loads images as MONAI's ``LoadImaged`` does;
 the ``Check*d`` transforms (:mod:`~monai_mine.transforms.checks`) check what was loaded; :func:`root_cause` finds
-a check's error inside MONAI's wrappers. Bundle configs name them ``monai_mine.data.<Name>`` (re-exported there).
+a check's error inside MONAI's wrappers. This is their one public home: bundle configs name them
+``monai_mine.transforms.<Name>`` (``monai_mine.data.<Name>`` is a deprecated alias, kept for one release).
 :class:`RandPairDeformd` (:mod:`~monai_mine.transforms.augment`) gives the moving image a new random deformation
 at every call and :class:`RandIdentityPaird` now and then makes a pair identical; :class:`RandContrastRemapd`
 (:mod:`~monai_mine.transforms.contrast`) gives an image a new random contrast.

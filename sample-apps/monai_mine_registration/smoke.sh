@@ -15,7 +15,7 @@
 # The app runs from a copy of main.py in the temporary folder, so its bundle copies (model/), logs/ and the weights
 # the training writes stay there and the checkout's sample-apps/monai_mine_registration is left as it is.
 #
-# Run it from the MONAI Label environment (README.md, "MONAI Label"):
+# Run it from the MONAI Label environment (docs/label.md, "Its own environment"):
 #   source .venv-label/bin/activate && sample-apps/monai_mine_registration/smoke.sh
 # Time: about 25 s on an idle 2-core machine once the demo data exist; the first run in an environment generates the
 # demo data first (step 1) and imports MONAI Label cold, and on a busy 2-core machine it took 3 min 23 s. The last

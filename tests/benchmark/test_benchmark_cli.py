@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from monai_mine.cli import benchmark
+from tests.helpers import REPOSITORY
 
 
 @pytest.mark.parametrize(
@@ -32,10 +32,6 @@ def test_bad_arguments(tmp_path, arguments, match):
     assert not (tmp_path / "out").exists()
 
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.slow
 def test_instance_optimization_methods_refine_their_start(tmp_path):
     weights = REPOSITORY / "bundles" / "vtn_addd" / "models" / "model.pt"
     benchmark(

@@ -106,7 +106,6 @@ def test_argument_parsing(tmp_path):
         parse_checkpoints({"vtn_addd/mono": str(tmp_path / "missing.pt")}, ["mono"])
 
 
-@pytest.mark.slow
 def test_benchmark_at_48_with_identity_and_a_bundle(tmp_path):
     """The whole benchmark at 48^3: identity and VTN-ADDD trained here for one budget-limited step at 32^3."""
     out = tmp_path / "results"

@@ -3,7 +3,6 @@ that scores models on them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,8 +11,7 @@ import pytest
 
 from monai_mine.benchmark.contrasts import HELD_OUT_CONTRASTS, held_out_contrast, make_contrast_pair
 from monai_mine.benchmark.pairs import make_pair
-
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.helpers import REPOSITORY, benchmark_script
 
 
 def _tissue_means(template, image):
@@ -51,24 +49,16 @@ def test_an_unknown_contrast_is_refused_with_the_choices(template):
         held_out_contrast(template, "flair")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("held_out", REPOSITORY / "benchmarks" / "held_out_contrasts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_models_are_parsed_with_their_bundle():
-    script = _script()
+    script = benchmark_script("held_out_contrasts")
     parsed = script.parse_models("miregnet=a/model.pt,gmi=miregnet:/tmp/b/model.pt")
     assert parsed == {"miregnet": ("miregnet", Path("a/model.pt")), "gmi": ("miregnet", Path("/tmp/b/model.pt"))}
     with pytest.raises(ValueError, match="name=path"):
         script.parse_models("miregnet")
 
 
-@pytest.mark.slow
 def test_the_script_scores_every_contrast_and_writes_its_table(tmp_path):
-    script = _script()
+    script = benchmark_script("held_out_contrasts")
     models = f"miregnet={REPOSITORY / 'bundles' / 'miregnet' / 'models' / 'model.pt'}"
     script.main(["--size", "32", "--pairs", "1", "--models", models, "--out_dir", str(tmp_path / "out")])
     results = json.loads((tmp_path / "out" / "held_out_contrasts.json").read_text())

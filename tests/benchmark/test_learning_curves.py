@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.helpers import benchmark_script
+
 TINY = {"network_channels": 4, "max_epochs": 2, "epoch_length": 2, "image_size": 32, "val_interval": 2}
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("learning_curves", REPOSITORY / "benchmarks" / "learning_curves.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tiny_runs_write_curves_table_and_figure(tmp_path, monkeypatch):
     monkeypatch.setenv("MONAI_MINE_DATA", str(tmp_path / "data"))
-    script, out = _script(), tmp_path / "curves.json"
+    script, out = benchmark_script("learning_curves"), tmp_path / "curves.json"
     for label in ("first", "second"):
         script.main(["--label", label, "--overrides", json.dumps(TINY), "--every", "1", "--out", str(out)])
     runs = json.loads(out.read_text())

@@ -3,25 +3,13 @@ both tables."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    path = REPOSITORY / "benchmarks" / "miregnet_diagnostics.py"
-    spec = importlib.util.spec_from_file_location("miregnet_diagnostics", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import benchmark_script
 
 
 def test_tiny_run_writes_both_tables(tmp_path):
-    script = _script()
+    script = benchmark_script("miregnet_diagnostics", register=True)
     epe, mine_contrast, deform = script.VARIANTS[0], script.VARIANTS[5], script.VARIANTS[9]
     assert (epe.loss, mine_contrast.loss, mine_contrast.contrast) == ("epe", "mine", True)
     assert (deform.network, deform.smoothness) == ("deform", 1.0)

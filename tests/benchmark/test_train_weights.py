@@ -3,33 +3,21 @@ starts from the installed weights and keeps the first run in its record."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
 from monai_mine.bundle import load_trained_model, read_weights
+from tests.helpers import benchmark_script, copy_bundle
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 TINY = ["--size", "16", "--image_size", "16", "--training_pairs", "2", "--validation_pairs", "1", "--minutes", "0.05"]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("train_weights", REPOSITORY / "benchmarks" / "train_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_tiny_run_installs_weights_and_records_the_run(tmp_path, monkeypatch):
-    script = _script()
-    bundle = tmp_path / "bundles" / "vtn_addd"
-    ignore = shutil.ignore_patterns("models", "eval", "runs")
-    shutil.copytree(REPOSITORY / "bundles" / "vtn_addd", bundle, ignore=ignore)
+    script = benchmark_script("train_weights")
+    bundle = copy_bundle("vtn_addd", tmp_path / "bundles" / "vtn_addd")
     monkeypatch.setattr(script, "shipped_bundle_dir", lambda name: tmp_path / "bundles" / name)
     monkeypatch.setattr(script, "RESULTS", tmp_path / "shipped_weights.json")
     overrides = ["--overrides", json.dumps({"network_channels": 4})]
@@ -62,7 +50,7 @@ def test_tiny_run_installs_weights_and_records_the_run(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_resumed_segment_continues_the_checkpoint_and_keeps_the_segment_before(tmp_path, monkeypatch):
-    script = _script()
+    script = benchmark_script("train_weights")
     monkeypatch.setattr(script, "RESULTS", tmp_path / "shipped_weights.json")
     common = ["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "run"), *TINY, "--no_install"]
     common += ["--overrides", json.dumps({"network_channels": 4})]

@@ -3,28 +3,18 @@ already made reused, bad variants refused."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.helpers import benchmark_script
+
 TINY = ["--size", "16", "--image_size", "16", "--training_pairs", "2", "--validation_pairs", "1", "--pairs", "1"]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "training_comparison", REPOSITORY / "benchmarks" / "training_comparison.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_each_variant_trains_once_and_is_scored_beside_the_identity(tmp_path):
-    script = _script()
+    script = benchmark_script("training_comparison")
     variants = json.dumps({"narrow": {"network_channels": 4}, "slow": {"network_channels": 4, "learning_rate": 1e-05}})
     command = ["--name", "tiny", "--bundle", "vtn_addd", "--variants", variants, "--minutes", "0.05", *TINY]
     command += ["--variant_overlays", json.dumps({"slow": ""})]  # "slow" without the default augmentation
@@ -55,13 +45,13 @@ def test_each_variant_trains_once_and_is_scored_beside_the_identity(tmp_path):
 )
 def test_bad_variants_are_refused(value, message):
     with pytest.raises(ValueError, match=message):
-        _script().parse_variants(value)
+        benchmark_script("training_comparison").parse_variants(value)
 
 
 def test_overlays_of_an_undefined_variant_are_refused(tmp_path):
     command = ["--name", "x", "--bundle", "vtn_addd", "--variants", '{"a": {}}', "--variant_overlays", '{"b": ""}']
     with pytest.raises(ValueError, match=r"--variant_overlays names variants that --variants does not define: \['b'\]"):
-        _script().main([*command, "--work_dir", str(tmp_path)])
+        benchmark_script("training_comparison").main([*command, "--work_dir", str(tmp_path)])
 
 
 def test_variants_are_read_from_json_text_of_any_length_or_from_a_file(tmp_path):
@@ -69,6 +59,6 @@ def test_variants_are_read_from_json_text_of_any_length_or_from_a_file(tmp_path)
         f"variant_{index}": {"loss_terms#0#loss": {"_target_": "monai.losses.GlobalMutualInformationLoss"}}
         for index in range(4)
     }  # longer than a file name may be
-    assert _script().parse_variants(json.dumps(variants)) == variants
+    assert benchmark_script("training_comparison").parse_variants(json.dumps(variants)) == variants
     (tmp_path / "variants.json").write_text(json.dumps(variants))
-    assert _script().parse_variants(str(tmp_path / "variants.json")) == variants
+    assert benchmark_script("training_comparison").parse_variants(str(tmp_path / "variants.json")) == variants

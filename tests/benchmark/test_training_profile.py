@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("training_profile", REPOSITORY / "benchmarks" / "training_profile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import benchmark_script
 
 
 def test_summarise_splits_each_iteration_at_the_trainer_events():
@@ -24,7 +15,7 @@ def test_summarise_splits_each_iteration_at_the_trainer_events():
     marks = []
     for start in (0.0, 10.0, 20.0):  # three iterations of 10 s: data 1, forward 2, loss 3, backward 1, opt 1
         marks += list(zip(names, [start, start + 1, start + 3, start + 6, start + 7, start + 8]))
-    row = _script()._summarise(marks, warmup=1)
+    row = benchmark_script("training_profile")._summarise(marks, warmup=1)
     assert row["iterations"] == 1  # the first is warm-up, the last has no following start
     assert (row["data"], row["forward"], row["loss"], row["backward"], row["optimiser"]) == (1, 2, 3, 1, 1)
     assert row["handlers"] == 2 and row["step_s"] == 10 and row["iterations_per_s"] == 0.1
@@ -35,7 +26,7 @@ def test_a_tiny_profile_writes_its_table(tmp_path):
     arguments = ["--bundles", "vtn_addd", "--size", "32", "--image_size", "32", "--iterations", "2", "--warmup", "1"]
     arguments += ["--pairs", "2", "--work_dir", str(tmp_path / "work"), "--out_dir", str(tmp_path / "out")]
     arguments += ["--overrides", json.dumps({"network_channels": 4})]
-    _script().main(arguments)
+    benchmark_script("training_profile").main(arguments)
     results = json.loads((tmp_path / "out" / "training_profile.json").read_text())
     (rows,) = results["versions"].values()
     row = rows["vtn_addd"]

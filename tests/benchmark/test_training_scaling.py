@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, REPOSITORY / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import benchmark_script
 
 
 def test_labels_and_cpu_hours_come_from_the_record():
-    script = _script("training_scaling")
+    script = benchmark_script("training_scaling")
     assert script.run_label({"bundle": "vtn_addd", "overrides": {"network_channels": 16}}) == "vtn_addd w16"
     assert script.run_label({"bundle": "miregnet", "overrides": {}}) == "miregnet w8"
     sampled = {"bundle": "miregnet", "overrides": {"mine#samples": 16384}, "initialised_from": {"bundle": "miregnet"}}
@@ -28,15 +19,14 @@ def test_labels_and_cpu_hours_come_from_the_record():
     assert script.cpu_hours(3600.0, {}) == pytest.approx(1.0)  # an older record: one thread
 
 
-@pytest.mark.slow
 def test_a_tiny_run_gets_its_row_table_and_figure(tmp_path):
     tiny = ["--size", "16", "--image_size", "16", "--training_pairs", "2", "--validation_pairs", "1"]
     run = tmp_path / "w4"
-    _script("train_weights").main(
+    benchmark_script("train_weights").main(
         ["--bundle", "vtn_addd", "--minutes", "0.05", "--work_dir", str(run), "--no_install", *tiny]
         + ["--overrides", json.dumps({"network_channels": 4})]
     )
-    script = _script("training_scaling")
+    script = benchmark_script("training_scaling")
     script.main(["--runs", str(run), "--pairs", "1", "--size", "16", "--out_dir", str(tmp_path / "out")])
     rows = json.loads((tmp_path / "out" / "training_scaling.json").read_text())
     row = rows["vtn_addd w4"]

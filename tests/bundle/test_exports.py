@@ -14,7 +14,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import onnx
 import pytest
@@ -36,8 +35,8 @@ from monai_mine.bundle.exported import read_export_files
 from monai_mine.cli import main
 from monai_mine.deploy import load_registration_bundle
 from monai_mine.registration import load_ddf, register_files
+from tests.helpers import REPOSITORY, copy_bundle, voxel_blob, write_nifti
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-4  # voxels, every format (measured: TorchScript and .pt2 0, ONNX Runtime below 1e-5)
 FORMATS = {"torchscript": ".ts", "onnx": ".onnx", "program": ".pt2"}
 BUNDLES = {
@@ -51,7 +50,7 @@ NAMES = ("metadata.json", "inference.json", "model_config.json", "export.json")
 def tiny_bundle(folder: Path, name: str) -> Path:
     """``bundles/<name>`` copied to ``folder`` with 4-channel networks at its test working size, and untrained
     weights saved with their model record as ``models/model.pt``."""
-    shutil.copytree(REPOSITORY / "bundles" / name, folder, ignore=shutil.ignore_patterns("models", "eval", "runs"))
+    copy_bundle(name, folder)
     size, _, overrides = BUNDLES[name]
     parser = read_bundle_config(folder, overrides={"network_channels": 4, "image_size": size, **overrides})
     torch.manual_seed(0)
@@ -80,19 +79,13 @@ def exported(bundles):
     return export
 
 
-def blob(shape: tuple[int, int, int], centre: tuple[float, float, float]) -> np.ndarray:
-    grid = np.stack(np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij"))
-    return (100.0 * np.exp(-sum((grid[i] - centre[i]) ** 2 for i in range(3)) / 40.0) + 10.0).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> dict[str, Path]:
     """``moving.nii.gz`` and ``fixed.nii.gz`` (36^3, 1.5 mm, RAS): a blob shifted by 3 voxels."""
     folder, affine = tmp_path_factory.mktemp("pair"), np.diag([1.5, 1.5, 1.5, 1.0])
     paths = {}
     for key, centre in (("moving", (21.0, 17.0, 18.0)), ("fixed", (18.0, 17.0, 18.0))):
-        paths[key] = folder / f"{key}.nii.gz"
-        nib.save(nib.Nifti1Image(blob((36, 36, 36), centre), affine), paths[key])
+        paths[key] = write_nifti(folder / f"{key}.nii.gz", voxel_blob((36, 36, 36), centre, spread=40.0), affine)
     return paths
 
 
@@ -174,6 +167,26 @@ def test_register_and_the_deploy_loader_give_the_weights_ddf_with_an_export(
     reference = load_registration_bundle(weights_only, "cpu").register(moving, fixed).ddf
     assert reference.shape == (3, *(BUNDLES[name][0],) * 3)
     assert max_difference(deployed.register(moving, fixed).ddf, reference) < TOLERANCE
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_the_one_loader_takes_an_export_alone_with_the_configs_it_carries(format, bundles, exported):
+    """``load_trained_model(<export>)``: the exported network, the record it carries and its configs (as MONAI
+    Deploy reads them), the same model as the bundle folder's weights."""
+    path = exported("vtn_addd", format)
+    eager, trained = load_trained_model(bundles["vtn_addd"]), load_trained_model(path)
+    assert isinstance(trained.network, ExportedNetwork) and trained.weights == path
+    assert trained.record.config == eager.record.config and trained.image_size == eager.image_size == 32
+    assert trained.config["_meta_"]["name"] == "VTN-ADDD registration" and trained.intensity is not None
+    image = torch.rand(1, 2, 32, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert max_difference(trained.network(image), eager.network(image)) < TOLERANCE
+    with pytest.raises(ValueError, match=r"image_size = 48 contradicts the configuration the weights were trained"):
+        load_trained_model(path, overrides={"image_size": 48})
+    with pytest.raises(ValueError, match="pass either weights .* or an exported model"):
+        load_trained_model(path, bundles["vtn_addd"] / "models" / "model.pt")
+    with pytest.raises(ValueError, match=r"is an exported model already: pass model \(.*\) with a bundle folder"):
+        load_trained_model(path, model=path)
 
 
 def test_the_command_line_exports_and_registers_with_any_format(bundles, exported, pair, tmp_path, monkeypatch, capsys):

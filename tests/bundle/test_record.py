@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 from monai.bundle import ConfigParser
 
 from monai_mine.bundle import ModelRecord, ModelRecordError, record_config, weights_record
 from monai_mine.bundle.record import apply_record
-
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.helpers import REPOSITORY
 
 CONFIG = {
     "bundle_name": "toy",

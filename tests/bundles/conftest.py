@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from bundle_workflow import REPOSITORY
 
 from monai_mine.data import demo_datalist
+from tests.helpers import copy_bundle
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +31,6 @@ def bundle_copy(tmp_path, demo_cache, monkeypatch):
     monkeypatch.setenv("MONAI_MINE_DATA", str(demo_cache))
 
     def copy(name: str) -> Path:
-        target = tmp_path / "bundles" / name
-        shutil.copytree(REPOSITORY / "bundles" / name, target, ignore=shutil.ignore_patterns("models", "eval", "runs"))
-        return target
+        return copy_bundle(name, tmp_path / "bundles" / name)
 
     return copy

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_workflow import REPOSITORY, config_files
 from monai.bundle import ConfigWorkflow
 from zoo_bundle import SMALL
 
 from monai_mine.data import demo_datalist
 from monai_mine.flows import warp
+from tests.helpers import REPOSITORY, config_files
 
 AUGMENT = REPOSITORY / "configs" / "augment.json"
 SYNTHETIC = REPOSITORY / "configs" / "synthetic_pairs.json"

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
-from bundle_workflow import BUNDLES, REPOSITORY
+
+from tests.helpers import BUNDLES, REPOSITORY
 
 REPO_URL = "https://github.com/monai-mine/monai-mine"
 PATH = re.compile(r"(?<![\w/.:-])(?:\./)?((?:bundles|benchmarks|monai_mine|tests|sample-apps|configs)/[\w./*-]*)")

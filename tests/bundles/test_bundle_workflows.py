@@ -14,10 +14,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_workflow import BUNDLES, REPOSITORY, config_files, run_workflow
 from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
 
 from monai_mine.data import demo_datalist, load_registration_datalist
+from tests.helpers import BUNDLES, REPOSITORY, config_files, run_workflow
 
 SCHEMA = REPOSITORY / "monai_mine" / "schemas" / "meta_schema_20240725.json"
 

@@ -21,8 +21,9 @@ import re
 from pathlib import Path
 
 import pytest
-from bundle_workflow import BUNDLES, REPOSITORY
 from monai.bundle import ConfigParser
+
+from tests.helpers import BUNDLES, REPOSITORY
 
 CONFIGS = REPOSITORY / "configs"
 VTN, MIREGNET = ("vtn_addd", "vtn_addd_inv"), ("miregnet", "midiceregnet")

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from bundle_workflow import run_workflow
+
+from tests.helpers import run_workflow
 
 # (bundle, overrides of train.json (here: its defaults, spelled out), asserted Dice gain over identity)
 BRIEF_TRAININGS = [

@@ -4,13 +4,11 @@ the model zoo's ``models/<name>/`` layout trains, evaluates, infers and exports 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from bundle_workflow import QUICK, REPOSITORY
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
@@ -22,6 +20,7 @@ from monai_mine.cli import register
 from monai_mine.data import demo_datalist
 from monai_mine.deploy import load_registration_bundle
 from monai_mine.registration import load_ddf
+from tests.helpers import QUICK, REPOSITORY, copy_bundle
 
 SIZE = 32
 """Working grid of the trained model: not the bundle's default (64)."""
@@ -35,9 +34,11 @@ def _files(root: Path) -> dict[str, float]:
 
 
 def _workflow(bundle: Path, names: list[str], workflow_type: str, extra: list[Path] = (), **override):
-    """A bundle workflow as ``python -m monai.bundle run`` builds it: no bundle_root given, it is found."""
+    """A bundle workflow as ``python -m monai.bundle run ... --bundle_root <bundle>`` builds it."""
     files = [str(bundle / "configs" / name) for name in names] + [str(path) for path in extra]
-    return ConfigWorkflow(config_file=files, logging_file=False, workflow_type=workflow_type, **override)
+    return ConfigWorkflow(
+        config_file=files, logging_file=False, workflow_type=workflow_type, bundle_root=str(bundle), **override
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,7 @@ def trained(tmp_path_factory):
         patch.setenv("MONAI_MINE_DATA", str(root / "data"))
         datalist = demo_datalist("mono", size=SIZE)
         bundle = root / "zoo" / "models" / "vtn_addd"
-        shutil.copytree(
-            REPOSITORY / "bundles" / "vtn_addd", bundle, ignore=shutil.ignore_patterns("models", "eval", "runs")
-        )
+        copy_bundle("vtn_addd", bundle)
         before = {**_files(root), **_files(REPOSITORY / "bundles"), **_files(REPOSITORY / "configs")}
         patch.chdir(root)
         workflow = _workflow(

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_workflow import BUNDLES, REPOSITORY
-from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 from monai.bundle.properties import MetaProperties, TrainProperties
 from monai.utils import BundleProperty, BundlePropertyConfig
 from zoo_bundle import ZOO_EXCLUDED, write_fake_dataset, zoo_copy
 
 import monai_mine
+from tests.helpers import BUNDLES, REPOSITORY, bundle_parser
 
 SCHEMA = REPOSITORY / "monai_mine" / "schemas" / "meta_schema_20240725.json"
 NET_ID = "network_def"
@@ -127,10 +127,7 @@ def _export(bundle: Path, filepath: Path, **kwargs) -> None:
 
 def _network(bundle: Path) -> torch.nn.Module:
     """The network of the bundle's ``inference.json``, freshly initialised."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    return parser.get_parsed_content(NET_ID)
+    return bundle_parser(bundle).get_parsed_content(NET_ID)
 
 
 def _eager_network(bundle: Path) -> torch.nn.Module:

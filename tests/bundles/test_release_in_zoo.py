@@ -34,9 +34,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from bundle_workflow import BUNDLES, REPOSITORY
 
 import monai_mine
+from tests.helpers import BUNDLES, REPOSITORY
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +156,8 @@ def test_the_wheel_runs_the_zoo_checks_and_a_bundle_with_no_checkout(release, tm
 
     env = {**os.environ, "MONAI_MINE_DATA": str(demo_cache)}  # the demo data, generated once for the session
     configs = [f"models/{END_TO_END}/configs/{name}.json" for name in ("train", "evaluate")]
-    evaluate = [str(release), "-m", "monai.bundle", "run", "evaluating", "--config_file", json.dumps(configs)]
+    evaluate = [str(release), "-m", "monai.bundle", "run", "evaluating", "--config_file", json.dumps(configs),
+                "--bundle_root", f"models/{END_TO_END}"]  # fmt: skip
     _run(evaluate, cwd=zoo, env=env)
     summary = json.loads((models / END_TO_END / "eval" / "metrics_summary.json").read_text())
     meta = json.loads((models / END_TO_END / "configs" / "metadata.json").read_text())

@@ -8,30 +8,20 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_workflow import make_workflow
 from ignite.engine import Events
 
+from tests.helpers import error_chain, make_workflow, write_nifti
+
 RESUME_SETTINGS = {"epoch_length": 4, "max_epochs": 2, "checkpoint_interval": 1}
-
-
-def _error_chain(error: BaseException) -> str:
-    """Every message in an exception's chain (MONAI wraps errors raised while parsing or in transforms)."""
-    messages = []
-    while error is not None:
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return "\n".join(messages)
 
 
 class _SimulatedKill(Exception):
     pass
 
 
-@pytest.mark.slow
 def test_killed_training_resumes_from_the_saved_iteration(bundle_copy):
     bundle = bundle_copy("vtn_addd")
     checkpoint_path = bundle / "models" / "checkpoint.pt"
@@ -46,7 +36,7 @@ def test_killed_training_resumes_from_the_saved_iteration(bundle_copy):
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=6), kill)  # mid-way through epoch 2
     with pytest.raises(RuntimeError) as raised:  # MONAI wraps what the run expression raised
         first.run()
-    assert "killed at iteration 6" in _error_chain(raised.value)
+    assert "killed at iteration 6" in error_chain(raised.value)
     saved = torch.load(checkpoint_path, weights_only=False)
     assert saved["trainer"]["iteration"] == 6
     assert not list(checkpoint_path.parent.glob(".checkpoint.pt.*")), "a temporary checkpoint file was left behind"
@@ -69,12 +59,11 @@ def test_resume_without_a_checkpoint_names_the_missing_file(bundle_copy):
     with pytest.raises(Exception) as raised:
         workflow.initialize()
         workflow.parser.get_parsed_content("train#trainer")
-    assert "no checkpoint at" in _error_chain(raised.value) and "checkpoint.pt" in _error_chain(raised.value)
+    assert "no checkpoint at" in error_chain(raised.value) and "checkpoint.pt" in error_chain(raised.value)
 
 
 def _write(path, array):
-    nib.save(nib.Nifti1Image(array.astype(np.float32), np.eye(4)), str(path))
-    return path.name
+    return write_nifti(path, array.astype(np.float32)).name
 
 
 def _datalist(tmp_path, pairs):
@@ -104,8 +93,8 @@ def test_missing_file_in_the_datalist_is_named(bundle_copy, user_data, tmp_path)
     datalist = _datalist(tmp_path, [{"fixed_image": fixed, "moving_image": "missing_moving.nii.gz"}])
     with pytest.raises(Exception) as raised:
         _train(bundle_copy("vtn_addd"), datalist)
-    assert "missing_moving.nii.gz" in _error_chain(raised.value)
-    assert "does not exist" in _error_chain(raised.value)
+    assert "missing_moving.nii.gz" in error_chain(raised.value)
+    assert "does not exist" in error_chain(raised.value)
 
 
 def test_pair_with_different_shapes_is_named(bundle_copy, user_data, tmp_path):
@@ -115,7 +104,7 @@ def test_pair_with_different_shapes_is_named(bundle_copy, user_data, tmp_path):
     datalist = _datalist(tmp_path, [{"fixed_image": fixed, "moving_image": moving}] * 2)
     with pytest.raises(Exception) as raised:
         _train(bundle_copy("vtn_addd"), datalist)
-    message = _error_chain(raised.value)
+    message = error_chain(raised.value)
     assert "moving_small.nii.gz" in message and "fixed.nii.gz" in message
 
 
@@ -128,7 +117,7 @@ def test_image_with_nan_is_named(bundle_copy, user_data, tmp_path):
     datalist = _datalist(tmp_path, [{"fixed_image": fixed, "moving_image": moving}] * 2)
     with pytest.raises(Exception) as raised:
         _train(bundle_copy("miregnet"), datalist)
-    message = _error_chain(raised.value)
+    message = error_chain(raised.value)
     assert "moving_with_nan.nii.gz" in message and "NaN" in message
 
 
@@ -144,4 +133,4 @@ def test_unknown_variant_option_is_named(bundle_copy, override, expected):
     workflow.initialize()
     with pytest.raises(Exception) as raised:
         workflow.parser.get_parsed_content("network_def")
-    assert expected in _error_chain(raised.value)
+    assert expected in error_chain(raised.value)

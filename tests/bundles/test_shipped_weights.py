@@ -17,13 +17,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from bundle_workflow import BUNDLES, REPOSITORY
 
 from monai_mine.benchmark import build_template
 from monai_mine.benchmark.pairs import make_pair, pair_seed
 from monai_mine.bundle import load_trained_model
 from monai_mine.metrics import dice_per_label
 from monai_mine.registration import Volume, register_volumes
+from tests.helpers import BUNDLES, REPOSITORY
 
 SHIPPED = json.loads((REPOSITORY / "benchmarks" / "results" / "shipped_weights.json").read_text())
 # largest and mean displacement inside the brain (voxels of the 64^3 grid) allowed for an aligned pair, per track;

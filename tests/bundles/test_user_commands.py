@@ -14,24 +14,48 @@ import sys
 
 import pytest
 import torch
-from bundle_workflow import QUICK
+
+from tests.helpers import QUICK
 
 
 def _command_env(demo_cache) -> dict[str, str]:
     return {**os.environ, "MONAI_MINE_DATA": str(demo_cache), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.slow
-def test_literal_training_command_from_a_checkout(tmp_path, bundle_copy, demo_cache):
-    """Run from a folder laid out like the repository, without --bundle_root: the bundle finds its own folder."""
-    bundle = bundle_copy("vtn_addd")
-    shutil.copytree(QUICK.parent, tmp_path / "configs")
-    command = [
+def _checkout_command(*extra: str) -> list[str]:
+    """The training command of README.md, typed at the root of a checkout (``extra`` appended)."""
+    return [
         sys.executable, "-m", "monai.bundle", "run", "training",
         "--config_file", "['bundles/vtn_addd/configs/train.json','configs/quick.json']",
         "--meta_file", "bundles/vtn_addd/configs/metadata.json",
         "--logging_file", "bundles/vtn_addd/configs/logging.conf",
+        *extra,
     ]  # fmt: skip
+
+
+def test_training_command_without_bundle_root_stops_before_writing(tmp_path, bundle_copy, demo_cache):
+    """From a checkout's root, the configs' ``"bundle_root": "."`` is not the bundle: the run stops in
+    ``initialize``, naming the folder and what to pass, and writes nothing (no models/, eval/ or runs/ at the root)."""
+    bundle_copy("vtn_addd")
+    shutil.copytree(QUICK.parent, tmp_path / "configs")
+    before = sorted(tmp_path.rglob("*"))
+    result = subprocess.run(
+        _checkout_command(), cwd=tmp_path, env=_command_env(demo_cache), capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    folder = tmp_path.resolve()
+    assert f"bundle_root '.' ({folder}) is not a bundle folder: it has no configs/metadata.json" in log, log[-3000:]
+    assert "Pass --bundle_root <the folder of the bundle whose configs you run>" in log
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.slow
+def test_literal_training_command_from_a_checkout(tmp_path, bundle_copy, demo_cache):
+    """Run from a folder laid out like the repository, as README.md says: ``--bundle_root bundles/vtn_addd``."""
+    bundle = bundle_copy("vtn_addd")
+    shutil.copytree(QUICK.parent, tmp_path / "configs")
+    command = _checkout_command("--bundle_root", "bundles/vtn_addd")
     result = subprocess.run(command, cwd=tmp_path, env=_command_env(demo_cache), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     log = result.stdout + result.stderr

@@ -10,22 +10,13 @@ import json
 
 import nibabel as nib
 import numpy as np
-import pytest
 import torch
-from bundle_workflow import run_workflow
-from scipy.ndimage import gaussian_filter
+
+from tests.helpers import run_workflow, smooth_noise, write_nifti
+
+SHAPE = (20, 18, 16)
 
 
-def _volume(rng, shape=(20, 18, 16)) -> np.ndarray:
-    return gaussian_filter(rng.random(shape), 2.0).astype(np.float32)
-
-
-def _save(path, array, affine):
-    nib.save(nib.Nifti1Image(array, affine), str(path))
-    return path.name
-
-
-@pytest.mark.slow
 def test_paired_user_data_with_dataset_dir_writes_outputs_on_the_fixed_grid(tmp_path, bundle_copy):
     """Anisotropic 1.5 x 1 x 2 mm images of any size; inference output carries the fixed image's (resized) grid."""
     rng = np.random.default_rng(0)
@@ -34,14 +25,14 @@ def test_paired_user_data_with_dataset_dir_writes_outputs_on_the_fixed_grid(tmp_
     affine = np.diag([1.5, 1.0, 2.0, 1.0])
     pairs = []
     for index in range(2):
-        fixed, moving = _volume(rng), _volume(rng)
+        fixed, moving = smooth_noise(SHAPE, rng, sigma=2.0, scale=1.0), smooth_noise(SHAPE, rng, sigma=2.0, scale=1.0)
         label = (fixed > np.median(fixed)).astype(np.int32)
         pairs.append(
             {
-                "fixed_image": _save(folder / f"f{index}.nii.gz", fixed, affine),
-                "moving_image": _save(folder / f"m{index}.nii.gz", moving, affine),
-                "fixed_label": _save(folder / f"f{index}_seg.nii.gz", label, affine),
-                "moving_label": _save(folder / f"m{index}_seg.nii.gz", label, affine),
+                "fixed_image": write_nifti(folder / f"f{index}.nii.gz", fixed, affine).name,
+                "moving_image": write_nifti(folder / f"m{index}.nii.gz", moving, affine).name,
+                "fixed_label": write_nifti(folder / f"f{index}_seg.nii.gz", label, affine).name,
+                "moving_label": write_nifti(folder / f"m{index}_seg.nii.gz", label, affine).name,
             }
         )
     (folder / "datalist.json").write_text(json.dumps({"training": pairs, "validation": pairs, "test": pairs}))
@@ -56,12 +47,14 @@ def test_paired_user_data_with_dataset_dir_writes_outputs_on_the_fixed_grid(tmp_
     assert (folder / "f0.nii.gz").stat().st_size > 0 and len(list(folder.iterdir())) == 9  # inputs untouched
 
 
-@pytest.mark.slow
 def test_unpaired_datalist_trains_on_random_pairs(tmp_path, bundle_copy):
     rng = np.random.default_rng(1)
     folder = tmp_path / "my_images"
     folder.mkdir()
-    images = [_save(folder / f"subject{index}.nii.gz", _volume(rng), np.eye(4)) for index in range(4)]
+    images = [
+        write_nifti(folder / f"subject{index}.nii.gz", smooth_noise(SHAPE, rng, sigma=2.0, scale=1.0)).name
+        for index in range(4)
+    ]
     datalist = folder / "unpaired.json"
     datalist.write_text(json.dumps({"training": images, "validation": images[:2]}))
     bundle = bundle_copy("vtn_addd")

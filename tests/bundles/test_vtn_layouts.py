@@ -10,13 +10,12 @@ import math
 
 import pytest
 import torch
-from bundle_workflow import make_workflow
 
 from monai_mine.data import demo_datalist
 from monai_mine.losses import CorrelationCoefficientLoss, TotalVariationLoss, vtn_loss_terms
+from tests.helpers import make_workflow
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("stages", ["D", "DD", "DDD", "AD", "ADD", "ADDD"])
 def test_layout_trains_two_iterations(stages, bundle_copy):
     bundle = bundle_copy("vtn_addd")

@@ -6,7 +6,7 @@
 
 As ``ci/unit_tests/test_<bundle>.py`` in the zoo: ``ConfigWorkflow`` train then evaluate (train.json +
 evaluate.json), and inference with the weights loader disabled (``handlers#0#_disabled_``), each initialised,
-checked for missing properties, run and finalised (:func:`bundle_workflow.run_workflow`), on a copy of the bundle
+checked for missing properties, run and finalised (:func:`tests.helpers.run_workflow`), on a copy of the bundle
 (``models/<name>/``, without weights) with ``dataset_dir`` pointing at a fake dataset and the small settings of
 ``configs/quick.json`` at ``image_size`` 32. ``test_bundle_workflows.py`` runs the same steps on the demo data at 64^3
 after one another, with the trained weights.
@@ -21,8 +21,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_workflow import BUNDLES, run_workflow
 from zoo_bundle import FAKE_SPLITS, SIZE, SMALL, write_fake_dataset, zoo_copy
+
+from tests.helpers import BUNDLES, run_workflow
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,11 @@ write one."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from bundle_workflow import REPOSITORY
-from scipy.ndimage import gaussian_filter
+
+from tests.helpers import copy_bundle, smooth_noise, write_nifti
 
 ZOO_EXCLUDED = ("eval", "runs", "checkpoint.pt", "__pycache__")
 """What a zoo submission leaves out of a bundle folder: outputs of local runs and training checkpoints."""
@@ -39,15 +37,11 @@ FAKE_AFFINE = np.diag([1.2, 1.0, 1.5, 1.0])
 def zoo_copy(models_dir: Path, name: str, weights: bool = True) -> Path:
     """Copy ``bundles/<name>`` to ``<models_dir>/<name>`` as a zoo submission (without :data:`ZOO_EXCLUDED`; without
     ``models/`` too unless ``weights``) and return the copy."""
-    target = models_dir / name
-    excluded = ZOO_EXCLUDED if weights else (*ZOO_EXCLUDED, "models")
-    shutil.copytree(REPOSITORY / "bundles" / name, target, ignore=shutil.ignore_patterns(*excluded))
-    return target
+    return copy_bundle(name, models_dir / name, ZOO_EXCLUDED if weights else (*ZOO_EXCLUDED, "models"))
 
 
 def _save(path: Path, array: np.ndarray) -> str:
-    nib.save(nib.Nifti1Image(array, FAKE_AFFINE), str(path))
-    return path.name
+    return write_nifti(path, array, FAKE_AFFINE).name
 
 
 def _labels(image: np.ndarray) -> np.ndarray:
@@ -65,7 +59,7 @@ def write_fake_dataset(folder: Path, seed: int = 0) -> Path:
     for split, count in FAKE_SPLITS.items():
         datalist[split] = []
         for index in range(count):
-            fixed = gaussian_filter(rng.random(FAKE_SHAPE), 2.0).astype(np.float32)
+            fixed = smooth_noise(FAKE_SHAPE, rng, sigma=2.0, scale=1.0)
             moving = np.roll(fixed, (2, -1, 1), axis=(0, 1, 2))
             stem = f"{split}{index}"
             datalist[split].append(

@@ -6,17 +6,16 @@ import json
 import os
 import re
 
-import nibabel as nib
 import numpy as np
 import pytest
 
 from monai_mine.data import demo_datalist, is_unpaired, load_registration_datalist, load_unpaired_images
+from tests.helpers import write_nifti
 
 
 def _nifti(path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), dtype=np.float32), np.eye(4)), path)
-    return path
+    return write_nifti(path, np.zeros((4, 4, 4), dtype=np.float32))
 
 
 def _datalist(folder, content, name="datalist.json"):

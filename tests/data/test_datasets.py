@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
 import numpy as np
 from monai.transforms import Compose, LoadImaged, MapTransform, RandomizableTransform
 
 from monai_mine.data import registration_dataset
+from tests.helpers import write_nifti
 
 
 class CountingLoad(LoadImaged):
@@ -37,7 +37,7 @@ class RandomShift(RandomizableTransform, MapTransform):
 
 def test_nested_compose_is_cached_up_to_its_first_random_transform(tmp_path):
     for name in ("f", "m"):
-        nib.save(nib.Nifti1Image(np.random.rand(4, 4, 4).astype(np.float32), np.eye(4)), tmp_path / f"{name}.nii.gz")
+        write_nifti(tmp_path / f"{name}.nii.gz", np.random.rand(4, 4, 4).astype(np.float32))
     (tmp_path / "datalist.json").write_text(
         json.dumps({"training": [{"fixed_image": "f.nii.gz", "moving_image": "m.nii.gz"}]})
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -10,6 +9,7 @@ from monai.data import DataLoader
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
 from monai_mine.data import UnpairedRegistrationDataset, random_pairs
+from tests.helpers import write_nifti
 
 
 @pytest.mark.parametrize("num_images, num_pairs", [(2, 5), (3, 3), (7, 20)])
@@ -77,9 +77,9 @@ def test_dataset_with_monai_transforms(tmp_path):
     images = []
     for index in range(3):
         path = tmp_path / f"img{index}.nii.gz"
-        nib.save(nib.Nifti1Image(np.full((4, 5, 6), index, dtype=np.float32), np.eye(4)), path)
+        write_nifti(path, np.full((4, 5, 6), index, dtype=np.float32))
         label = tmp_path / f"seg{index}.nii.gz"
-        nib.save(nib.Nifti1Image(np.full((4, 5, 6), index + 1, dtype=np.int16), np.eye(4)), label)
+        write_nifti(label, np.full((4, 5, 6), index + 1, dtype=np.int16))
         images.append({"image": str(path), "label": str(label)})
     keys = ["fixed_image", "moving_image", "fixed_label", "moving_label"]
     transform = Compose([LoadImaged(keys), EnsureChannelFirstd(keys)])

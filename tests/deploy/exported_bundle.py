@@ -7,17 +7,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import nibabel as nib
 import numpy as np
-import torch
-from monai.bundle import ConfigParser
 from monai.bundle.scripts import ckpt_export
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.helpers import QUICK, copy_bundle, edit_configs, save_untrained_weights, voxel_blob, write_nifti
+
 SIZE = 16
 """Working grid edge of the tiny bundle (a multiple of the depth-3 VTN's stride 8)."""
 
@@ -25,19 +22,11 @@ AFFINE = np.array([[2.0, 0, 0, -20.0], [0, 1.5, 0, 10.0], [0, 0, 1.0, 5.0], [0, 
 """Voxel-to-world matrix of the test pair (RAS, anisotropic voxels, shifted origin)."""
 
 
-def blob(shape: tuple[int, int, int], centre: tuple[float, float, float]) -> np.ndarray:
-    """A Gaussian blob (peak 110 on a background of 10) centred at ``centre`` (voxels)."""
-    grid = np.stack(np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij"))
-    squared = sum((grid[i] - centre[i]) ** 2 for i in range(3))
-    return (100.0 * np.exp(-squared / 18.0) + 10.0).astype(np.float32)
-
-
 def write_pair(folder: Path) -> dict[str, Path]:
     """``moving.nii.gz`` and ``fixed.nii.gz`` (20^3, AFFINE): a blob shifted by 2 voxels along axis 0."""
     paths = {}
     for name, centre in (("moving", (11.0, 9.0, 10.0)), ("fixed", (9.0, 9.0, 10.0))):
-        paths[name] = folder / f"{name}.nii.gz"
-        nib.save(nib.Nifti1Image(blob((20, 20, 20), centre), AFFINE), paths[name])
+        paths[name] = write_nifti(folder / f"{name}.nii.gz", voxel_blob((20, 20, 20), centre), AFFINE)
     return paths
 
 
@@ -45,21 +34,11 @@ def export_tiny_bundle(folder: Path) -> SimpleNamespace:
     """Copy ``bundles/vtn_addd`` to ``folder`` with 4-channel networks (``configs/quick.json``) at 16^3, save
     untrained weights as ``models/model.pt`` and export ``models/model.ts`` with ``ckpt_export`` (traced at
     1 x 2 x 16^3). Returns ``folder``, ``ts`` (the archive) and ``network`` (the eager network, eval mode)."""
-    shutil.copytree(
-        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
-    )
+    copy_bundle("vtn_addd", folder)
+    channels = json.loads(QUICK.read_text())["network_channels"]
+    edit_configs(folder, ("inference.json",), network_channels=channels, image_size=SIZE)
+    network = save_untrained_weights(folder)
     inference = folder / "configs" / "inference.json"
-    config = json.loads(inference.read_text())
-    config["network_channels"] = json.loads((REPOSITORY / "configs" / "quick.json").read_text())["network_channels"]
-    config["image_size"] = SIZE
-    inference.write_text(json.dumps(config, indent=4))
-    parser = ConfigParser()
-    parser.read_config(str(inference))
-    parser["bundle_root"] = str(folder)
-    torch.manual_seed(0)
-    network = parser.get_parsed_content("network_def").eval()
-    (folder / "models").mkdir()
-    torch.save(network.state_dict(), folder / "models" / "model.pt")
     ts = folder / "models" / "model.ts"
     ckpt_export(
         "network_def",

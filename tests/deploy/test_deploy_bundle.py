@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from exported_bundle import AFFINE, SIZE
-from monai.bundle import ConfigParser
 from monai.transforms import LoadImage, LoadImaged
 
 from monai_mine.deploy import (
@@ -26,6 +25,7 @@ from monai_mine.deploy import (
     read_bundle_configs,
 )
 from monai_mine.flows import warp
+from tests.helpers import bundle_parser
 
 
 def test_archive_holds_what_monai_deploy_reads(tiny_bundle):
@@ -69,9 +69,7 @@ def test_register_gives_float_ddf_and_warped_image_on_the_working_grid(tiny_bund
     assert result.warped.shape == (1, SIZE, SIZE, SIZE) and result.warped.dtype == torch.float32
 
     # the same preprocessing from the files (LoadImaged kept), as the bundle's own inference runs it
-    parser = ConfigParser()
-    parser.read_config(str(tiny_bundle.folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(tiny_bundle.folder)
+    parser = bundle_parser(tiny_bundle.folder)
     data = parser.get_parsed_content("preprocessing")(
         {"moving_image": str(nifti_pair["moving"]), "fixed_image": str(nifti_pair["fixed"])}
     )

@@ -1,13 +1,14 @@
-"""ResumableCheckpoint (atomic save, exact resume, clear load errors) and BestModelSaver."""
+"""ResumableCheckpoint (atomic save, exact resume through MONAI's CheckpointLoader, clear load errors) and
+BestModelSaver (MONAI's key-metric CheckpointSaver, written atomically)."""
 
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
 import pytest
 import torch
-from ignite.engine import Events
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader, CheckpointSaver
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -236,8 +237,11 @@ def test_load_restores_network_and_optimizer_state(tmp_path):
 # ------------------------------------------------------------------------------------------------------ best model
 
 
-def evaluator_with(value: float | None, name: str = "val_score"):
-    return SimpleNamespace(state=SimpleNamespace(metrics={} if value is None else {name: value}))
+def evaluator_with(value: float | None, name: str = "val_score") -> Engine:
+    """An evaluator that has just computed its metric ``name`` = ``value``."""
+    evaluator = Engine(lambda engine, batch: None)
+    evaluator.state.metrics = {} if value is None else {name: value}
+    return evaluator
 
 
 def fill(network: nn.Module, value: float) -> None:
@@ -289,3 +293,25 @@ def test_best_model_saver_without_its_metric_names_the_metrics(tmp_path):
     saver = BestModelSaver(nn.Linear(2, 2), tmp_path / "model.pt", "val_score")
     with pytest.raises(KeyError, match=re.escape("no metric 'val_score'; have ['dice']")):
         saver(evaluator_with(0.5, name="dice"))
+
+
+def test_the_handlers_are_monais_and_a_failed_save_keeps_the_best_weights(tmp_path, monkeypatch):
+    """Unlike MONAI's own saver, which deletes the previous ``model.pt`` before writing the next in place, a failed
+    write leaves the last best weights whole, and no temporary file."""
+    network = nn.Linear(2, 2)
+    saver = BestModelSaver(network, tmp_path / "model.pt", "val_score")
+    assert isinstance(saver, CheckpointSaver)
+    assert isinstance(ResumableCheckpoint(tmp_path / "checkpoint.pt", {"network": network}), CheckpointLoader)
+    fill(network, 1.0)
+    saver(evaluator_with(0.5))
+    before = (tmp_path / "model.pt").read_bytes()
+
+    def full_disk(obj, path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    fill(network, 2.0)
+    with pytest.raises(OSError, match=r"could not write \S*model\.pt: No space left on device"):
+        saver(evaluator_with(0.9))
+    assert (tmp_path / "model.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

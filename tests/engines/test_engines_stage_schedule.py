@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from ignite.engine import Events
+from ignite.engine import Engine, Events
 from torch.utils.data import DataLoader
 
 from monai_mine.engines import BestModelSaver, RegistrationTrainer, StageSchedule
@@ -110,7 +110,8 @@ def test_a_phase_change_restores_the_best_weights_and_resets_the_best_value(tiny
     network = tiny_miregnet()
     best = BestModelSaver(network, tmp_path / "model.pt", "val_score")
     schedule = StageSchedule(network, [{"train": [0], "epochs": 2}, {"train": [1], "epochs": 1}], best_model=best)
-    evaluator = SimpleNamespace(state=SimpleNamespace(metrics={"val_score": 0.8}))
+    evaluator = Engine(lambda engine, batch: None)  # an ignite handler, BestModelSaver saves from an evaluator
+    evaluator.state.metrics = {"val_score": 0.8}
 
     schedule.epoch_started(fake_engine(1))
     best(evaluator)  # epoch 1 is the best of phase 0

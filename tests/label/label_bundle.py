@@ -12,24 +12,30 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import nibabel as nib
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 from monai.transforms import LoadImaged
 
 from monai_mine.bundle.record import ModelRecord, record_config
 from monai_mine.bundle.weights import record_path, save_weights
 from monai_mine.label import registration_post_transforms, registration_pre_transforms
+from tests.helpers import (
+    QUICK,
+    REPOSITORY,
+    bundle_parser,
+    copy_bundle,
+    edit_configs,
+    save_untrained_weights,
+    voxel_blob,
+    voxel_distance2,
+    write_nifti,
+)
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 SIZE = 16
 """Working grid edge of the tiny bundle (a multiple of the depth-3 VTN's stride 8)."""
 
 AFFINE = np.array([[1.5, 0, 0, -12.0], [0, 1.0, 0, 4.0], [0, 0, 2.0, 0.0], [0, 0, 0, 1]])
 """Voxel-to-world matrix of the test images (RAS, anisotropic voxels)."""
-
-QUICK = json.loads((REPOSITORY / "configs" / "quick.json").read_text())
 
 SAMPLE_APP = REPOSITORY / "sample-apps" / "monai_mine_registration"
 APP_FILES = ("main.py",)
@@ -49,32 +55,17 @@ def app_copy(target: Path, source: Path = SAMPLE_APP) -> Path:
 def tiny_bundle(folder: Path) -> SimpleNamespace:
     """Copy ``bundles/vtn_addd`` to ``folder`` with 4-channel networks at 16^3 (inference and training) and untrained
     weights in ``models/model.pt``. Returns ``folder`` and ``network`` (the eager network with those weights)."""
-    shutil.copytree(
-        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
-    )
-    for name in ("inference.json", "train.json"):
-        path = folder / "configs" / name
-        config = json.loads(path.read_text())
-        config.update(network_channels=QUICK["network_channels"], image_size=SIZE)
-        path.write_text(json.dumps(config, indent=4))
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    torch.manual_seed(0)
-    network = parser.get_parsed_content("network_def").eval()
-    (folder / "models").mkdir()
-    torch.save(network.state_dict(), folder / "models" / "model.pt")
-    return SimpleNamespace(folder=folder, network=network)
+    copy_bundle("vtn_addd", folder)
+    channels = json.loads(QUICK.read_text())["network_channels"]
+    edit_configs(folder, ("inference.json", "train.json"), network_channels=channels, image_size=SIZE)
+    return SimpleNamespace(folder=folder, network=save_untrained_weights(folder))
 
 
 def save_bundle_weights(folder: Path, channels: int, record: bool) -> torch.nn.Module:
     """Weights of the bundle's network built with ``network_channels=channels`` into ``models/model.pt``, with their
     model record (``models/model_config.json``) when ``record``, else without one (a stale record is removed).
     Returns the network."""
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    parser["network_channels"] = channels
+    parser = bundle_parser(folder, network_channels=channels)
     torch.manual_seed(1)
     network = parser.get_parsed_content("network_def").eval()
     path = folder / "models" / "model.pt"
@@ -87,16 +78,12 @@ def save_bundle_weights(folder: Path, channels: int, record: bool) -> torch.nn.M
 def write_case(folder: Path, name: str, centre: tuple[float, float, float], label: bool = True) -> dict[str, Path]:
     """``<name>.nii.gz`` (a Gaussian blob, 20^3, AFFINE) and, when ``label``, ``labels/final/<name>.nii.gz``
     (the blob's core as label 1)."""
-    grid = np.stack(np.meshgrid(*(np.arange(20, dtype=np.float32),) * 3, indexing="ij"))
-    squared = sum((grid[i] - centre[i]) ** 2 for i in range(3))
-    image = (100.0 * np.exp(-squared / 18.0) + 10.0).astype(np.float32)
-    paths = {"image": folder / f"{name}.nii.gz"}
     folder.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(image, AFFINE), paths["image"])
+    paths = {"image": write_nifti(folder / f"{name}.nii.gz", voxel_blob((20, 20, 20), centre), AFFINE)}
     if label:
         paths["label"] = folder / "labels" / "final" / f"{name}.nii.gz"
         paths["label"].parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image((squared < 16).astype(np.int16), AFFINE), paths["label"])
+        write_nifti(paths["label"], (voxel_distance2((20, 20, 20), centre) < 16).astype(np.int16), AFFINE)
     return paths
 
 
@@ -130,10 +117,7 @@ class FolderDatastore:
 
 def bundle_preprocessing(folder: Path) -> list:
     """The bundle's preprocessing as BundleInferTask builds it: bundle_root set, LoadImaged keeping meta data."""
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    transforms = list(parser.get_parsed_content("preprocessing").transforms)
+    transforms = list(bundle_parser(folder).get_parsed_content("preprocessing").transforms)
     for transform in transforms:
         if isinstance(transform, LoadImaged):
             transform._loader.image_only = False

@@ -12,10 +12,11 @@ import re
 import shutil
 
 import pytest
-from label_bundle import REPOSITORY, SAMPLE_APP, FolderDatastore, app_copy
+from label_bundle import SAMPLE_APP, FolderDatastore, app_copy
 
 from monai_mine.label import check_moving_image, prepare_app_bundles, shipped_weights_warning
 from monai_mine.label.bundles import SOURCE_MANIFEST
+from tests.helpers import REPOSITORY
 
 
 def test_an_app_copy_leaves_out_what_a_server_run_left_in_the_app_folder(bundle, tmp_path):
@@ -69,9 +70,9 @@ def _start_server_commands(text: str) -> list[str]:
 
 
 def test_documented_servers_listen_on_this_machine_only():
-    readme = (REPOSITORY / "README.md").read_text()
+    readme = (REPOSITORY / "docs" / "label.md").read_text()  # the MONAI Label page of the docs
     documents = {
-        "README.md": readme,
+        "docs/label.md": readme,
         "main.py": (SAMPLE_APP / "main.py").read_text(),
         "smoke.sh": (SAMPLE_APP / "smoke.sh").read_text(),
     }
@@ -84,7 +85,7 @@ def test_documented_servers_listen_on_this_machine_only():
 
 
 def test_the_readme_says_training_replaces_the_shipped_weights_and_how_long_the_smoke_test_takes():
-    readme = " ".join((REPOSITORY / "README.md").read_text().split())
+    readme = " ".join((REPOSITORY / "docs" / "label.md").read_text().split())  # the MONAI Label page of the docs
     assert "writes its weights over `model/<name>/models/model.pt`" in readme
     assert "delete `sample-apps/monai_mine_registration/model/<name>`" in readme
     assert "the first use of an environment generates the demo data first" in readme

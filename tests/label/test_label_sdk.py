@@ -22,7 +22,7 @@ import torch
 from label_bundle import SIZE, app_copy, save_bundle_weights
 from label_bundle import infer as reference_infer
 
-pytest.importorskip("monailabel", reason="needs MONAI Label: see the MONAI Label section of README.md")
+pytest.importorskip("monailabel", reason="needs MONAI Label: see docs/label.md")
 
 from monailabel.datastore.local import LocalDatastore  # noqa: E402
 

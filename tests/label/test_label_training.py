@@ -13,10 +13,11 @@ from pathlib import Path
 import monai.bundle
 import pytest
 import torch
-from label_bundle import REPOSITORY, FolderDatastore, save_bundle_weights
+from label_bundle import FolderDatastore, save_bundle_weights
 
 from monai_mine.label import BundleWeightsError, load_bundle_network, prepare_app_bundles, registration_datalist
 from monai_mine.label.bundles import BUNDLE_NAMES, SOURCE_MANIFEST
+from tests.helpers import REPOSITORY
 
 
 def test_bundle_trains_one_iteration_on_the_datastore_datalist(bundle, studies, tmp_path):

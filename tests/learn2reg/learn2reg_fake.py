@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from scipy.ndimage import gaussian_filter
+
+from tests.helpers import smooth_noise, write_nifti
 
 SHAPE = (20, 18, 16)
 AFFINE = np.array([[-1.5, 0.0, 0.0, 40.0], [0.0, -1.5, 0.0, 30.0], [0.0, 0.0, 2.0, -10.0], [0.0, 0.0, 0.0, 1.0]])
@@ -29,7 +29,7 @@ LABELS = {"1": "organ one", "2": "organ two"}
 
 
 def _image(rng: np.random.Generator) -> np.ndarray:
-    return (1000 * gaussian_filter(rng.random(SHAPE), 2.0) - 500).astype(np.float32)
+    return smooth_noise(SHAPE, rng, sigma=2.0, scale=1000.0, offset=-500.0)
 
 
 def _label(rng: np.random.Generator) -> np.ndarray:
@@ -42,7 +42,7 @@ def _label(rng: np.random.Generator) -> np.ndarray:
 
 def _save(path: Path, array: np.ndarray) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, AFFINE), str(path))
+    write_nifti(path, array, AFFINE)
     return "./" + path.relative_to(path.parents[1]).as_posix()
 
 

@@ -8,18 +8,17 @@ inference, export and evaluation with the commands of the README."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 
 import nibabel as nib
 import pytest
-from bundle_workflow import BUNDLES, REPOSITORY, make_workflow, run_workflow
 from learn2reg_fake import SHAPE, write_task
 from monai.losses import GlobalMutualInformationLoss
 from monai.transforms import ScaleIntensityRanged, ScaleIntensityRangePercentilesd
 
 from monai_mine.cli import learn2reg_evaluate, learn2reg_export, main
 from monai_mine.data import learn2reg_datalist
+from tests.helpers import BUNDLES, REPOSITORY, copy_bundle, make_workflow, run_workflow
 
 OVERLAYS = {
     "paired": REPOSITORY / "configs" / "learn2reg_paired_ct.json",
@@ -73,12 +72,9 @@ def test_overlay_without_a_dataset_names_the_option():
     assert "--learn2reg_dataset" in str(raised.value.__cause__ or raised.value)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(OVERLAYS))
 def test_task_trains_infers_exports_and_scores(kind, tasks, tmp_path):
-    bundle = tmp_path / "vtn_addd"
-    ignore = shutil.ignore_patterns("models", "eval", "runs")
-    shutil.copytree(REPOSITORY / "bundles" / "vtn_addd", bundle, ignore=ignore)
+    bundle = copy_bundle("vtn_addd", tmp_path / "vtn_addd")
     settings = {"learn2reg_dataset": str(tasks[kind]), "image_size": 16, "max_epochs": 1, "epoch_length": 1}
     run_workflow(bundle, ("train.json", str(OVERLAYS[kind])), "train", **settings)
     run_workflow(bundle, ("inference.json", str(OVERLAYS[kind])), "infer", **settings)

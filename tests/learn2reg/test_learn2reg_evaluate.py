@@ -18,12 +18,12 @@ from scipy.ndimage import gaussian_filter
 
 from monai_mine.data import read_learn2reg_task
 from monai_mine.learn2reg import evaluate_displacement, evaluate_learn2reg
+from tests.helpers import write_nifti
 
 
 def _disp(path, field):
     """Write an (X, Y, Z, 3) displacement file in fixed voxels, as the submission layout wants."""
-    nib.save(nib.Nifti1Image(np.asarray(field, np.float32), AFFINE), str(path))
-    return path
+    return write_nifti(path, np.asarray(field, np.float32), AFFINE)
 
 
 def _shift_field(shift):
@@ -53,7 +53,7 @@ def oasis(tmp_path):
     task = read_learn2reg_task(dataset)
     fixed, moving = task.pairs["validation"][0]
     fixed_label = np.asanyarray(nib.load(task.image_files(fixed)["label"]).dataobj)
-    nib.save(nib.Nifti1Image(np.roll(fixed_label, 2, axis=0), AFFINE), task.image_files(moving)["label"])
+    write_nifti(task.image_files(moving)["label"], np.roll(fixed_label, 2, axis=0), AFFINE)
     return task, fixed, moving
 
 
@@ -97,7 +97,7 @@ def test_masked_log_jac_det_std_uses_the_fixed_mask(tmp_path):
     fixed, moving = task.pairs["validation"][0]
     mask = np.zeros(SHAPE, np.uint8)
     mask[4:14, 3:12, 5:12] = 1
-    nib.save(nib.Nifti1Image(mask, AFFINE), task.image_files(fixed)["mask"])
+    write_nifti(task.image_files(fixed)["mask"], mask, AFFINE)
     rng = np.random.default_rng(1)
     field = np.stack([gaussian_filter(rng.normal(size=SHAPE), 2.0) * 6 for _ in range(3)], axis=-1)
     path = _disp(tmp_path / "d.nii.gz", field)
@@ -139,6 +139,6 @@ def test_missing_or_misshapen_displacements_are_named(tmp_path):
     _disp(submission / "disp_0003_0003.nii.gz", _shift_field([1, 1, 1]))
     with pytest.raises(FileNotFoundError, match=r"1 of 2 displacement file\(s\).*disp_0004_0004\.nii\.gz"):
         evaluate_learn2reg(dataset, submission)
-    nib.save(nib.Nifti1Image(np.zeros((10, 9, 8, 3), np.float32), AFFINE), submission / "disp_0004_0004.nii.gz")
+    write_nifti(submission / "disp_0004_0004.nii.gz", np.zeros((10, 9, 8, 3), np.float32), AFFINE)
     with pytest.raises(ValueError, match=r"disp_0004_0004\.nii\.gz has shape \(10, 9, 8, 3\); expected \(20, 18, 16"):
         evaluate_learn2reg(dataset, submission)

@@ -19,6 +19,7 @@ from monai_mine.data import read_learn2reg_task
 from monai_mine.io import save_nifti
 from monai_mine.learn2reg import evaluate_learn2reg, export_displacement, export_learn2reg
 from monai_mine.registration.geometry import Grid, working_grid
+from tests.helpers import write_nifti
 
 FIXED_GRID = Grid(SHAPE, AFFINE)
 WORLD_SHIFT = np.array([3.0, -1.5, 2.0])  # mm; the fixed grid's voxels are -1.5, -1.5 and 2 mm along x, y, z
@@ -50,7 +51,7 @@ def test_exported_field_warps_labels_the_way_the_challenge_evaluates(tmp_path):
     offset = np.array([-2, 1, 1])  # WORLD_SHIFT in fixed voxels
     moving_label = np.zeros_like(fixed_label)
     moving_label[6 + offset[0] : 12 + offset[0], 5 + offset[1] : 11 + offset[1], 4 + offset[2] : 9 + offset[2]] = 1
-    nib.save(nib.Nifti1Image(fixed_label, AFFINE), tmp_path / "fixed.nii.gz")
+    write_nifti(tmp_path / "fixed.nii.gz", fixed_label, AFFINE)
     out = export_displacement(_working_ddf(tmp_path / "ddf.nii.gz"), tmp_path / "fixed.nii.gz", tmp_path / "d.nii.gz")
     disp = nib.load(out).get_fdata()
     identity = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
@@ -61,8 +62,8 @@ def test_exported_field_warps_labels_the_way_the_challenge_evaluates(tmp_path):
 def test_moving_image_on_another_grid_gets_targets_in_its_own_voxels(tmp_path):
     shifted = AFFINE.copy()
     shifted[:3, 3] += [4.5, 0.0, -2.0]  # the moving image's origin: -3, 0 and -1 fixed voxels away
-    nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.float32), AFFINE), tmp_path / "fixed.nii.gz")
-    nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.float32), shifted), tmp_path / "moving.nii.gz")
+    write_nifti(tmp_path / "fixed.nii.gz", np.zeros(SHAPE, np.float32), AFFINE)
+    write_nifti(tmp_path / "moving.nii.gz", np.zeros(SHAPE, np.float32), shifted)
     ddf = _working_ddf(tmp_path / "ddf.nii.gz")
     out = export_displacement(ddf, tmp_path / "fixed.nii.gz", tmp_path / "d.nii.gz", tmp_path / "moving.nii.gz")
     # fixed voxel x maps to world A_F x + shift; in moving voxels that is x + (-2, 1, 1) - (-3, 0, -1)

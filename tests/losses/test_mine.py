@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from monai_mine.losses import (
     MINELoss,
@@ -17,6 +16,7 @@ from monai_mine.losses import (
     standardize_intensities,
 )
 from monai_mine.networks.mine_critic import MINECritic
+from tests.helpers import smooth_texture
 
 RHO = 0.8
 TRUE_MI = -0.5 * math.log(1 - RHO**2)  # 0.5108 nats for a bivariate Gaussian with correlation 0.8
@@ -27,14 +27,6 @@ def gaussian_pair(n: int, rho: float = RHO) -> tuple[torch.Tensor, torch.Tensor]
     x = torch.randn(n)
     y = rho * x + math.sqrt(1 - rho**2) * torch.randn(n)
     return x.reshape(1, 1, n, 1, 1), y.reshape(1, 1, n, 1, 1)
-
-
-def smooth_image(size: int = 16, seed: int = 0) -> torch.Tensor:
-    """Smooth image in [0, 1]: noise on a 4^3 grid upsampled trilinearly, then min-max normalised."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(1, 1, 4, 4, 4, generator=g)
-    image = F.interpolate(coarse, size=(size,) * 3, mode="trilinear", align_corners=True)
-    return (image - image.min()) / (image.max() - image.min())
 
 
 def per_voxel_critic() -> MINECritic:
@@ -94,7 +86,7 @@ def mean_bound(loss: MINELoss, moving: torch.Tensor, fixed: torch.Tensor, repeat
 
 def test_bound_is_higher_for_aligned_than_for_shuffled_pair():
     torch.manual_seed(1)
-    moving = smooth_image(16, seed=2)
+    moving = smooth_texture(16, seed=2)
     fixed = torch.cos(3.0 * moving) + 0.5 * moving**2  # a non-monotone intensity remapping
     loss = MINELoss(per_voxel_critic())
     train_briefly(loss, moving, fixed, steps=100)
@@ -109,7 +101,7 @@ def test_bound_is_higher_for_aligned_than_for_shuffled_pair():
 
 def test_bound_with_default_critic_is_not_positive_for_an_uninformative_moving_image():
     torch.manual_seed(0)
-    fixed = smooth_image(16, seed=2)
+    fixed = smooth_texture(16, seed=2)
     moving = torch.zeros_like(fixed)  # a constant image carries no information: MI(moving, fixed) = 0
     loss = MINELoss()  # default MINECritic, kernel_size=3
     train_briefly(loss, moving, fixed, steps=50, lr=1e-3)
@@ -121,7 +113,7 @@ def test_bound_with_default_critic_is_not_positive_for_an_uninformative_moving_i
 
 def test_bound_with_per_voxel_critic_is_not_positive_for_an_uninformative_moving_image():
     torch.manual_seed(0)
-    fixed = smooth_image(16, seed=2)
+    fixed = smooth_texture(16, seed=2)
     moving = torch.zeros_like(fixed)
     loss = MINELoss(MINECritic(kernel_size=1))
     train_briefly(loss, moving, fixed, steps=50, lr=1e-3)
@@ -245,7 +237,7 @@ def test_shuffle_voxels_errors():
 
 def test_mine_loss_with_mask_ignores_background():
     torch.manual_seed(11)
-    moving = smooth_image(12, seed=12)
+    moving = smooth_texture(12, seed=12)
     fixed = moving**2
     mask = torch.zeros(1, 1, 12, 12, 12)
     mask[..., 2:10, 2:10, 2:10] = 1
@@ -269,7 +261,7 @@ def test_mine_loss_with_mask_ignores_background():
 
 
 def test_standardize_intensities_per_sample_and_within_mask():
-    image = torch.stack([smooth_image(8, seed=1), 3.0 * smooth_image(8, seed=2) + 5.0])[:, 0]
+    image = torch.stack([smooth_texture(8, seed=1), 3.0 * smooth_texture(8, seed=2) + 5.0])[:, 0]
     out = standardize_intensities(image)
     assert torch.allclose(out.flatten(1).mean(1), torch.zeros(2), atol=1e-5)
     assert torch.allclose(out.flatten(1).std(1, unbiased=False), torch.ones(2), atol=1e-4)
@@ -284,7 +276,7 @@ def test_standardize_intensities_per_sample_and_within_mask():
 
 def test_standardised_mine_loss_ignores_intensity_scale_and_offset():
     torch.manual_seed(3)
-    moving, fixed = smooth_image(12, seed=4), smooth_image(12, seed=5)
+    moving, fixed = smooth_texture(12, seed=4), smooth_texture(12, seed=5)
     loss = MINELoss(MINECritic())
     torch.manual_seed(6)
     value = loss(moving, fixed)
@@ -330,7 +322,7 @@ def test_default_critic_and_reductions():
 
 
 def test_ema_gradient_reaches_critic_and_value_is_minus_bound():
-    moving = smooth_image(12, seed=16)
+    moving = smooth_texture(12, seed=16)
     fixed = torch.sin(4 * moving)
     critic = MINECritic(branch_channels=(4,), head_channels=(8,))
     loss = MINELoss(critic, ema_decay=0.9)
@@ -356,7 +348,7 @@ def test_ema_gradient_reaches_critic_and_value_is_minus_bound():
 
 
 def test_ema_buffer_update_and_corrected_gradient():
-    moving = smooth_image(8, seed=18)
+    moving = smooth_texture(8, seed=18)
     critic = per_voxel_critic()
     decay = 0.9
     loss = MINELoss(critic, ema_decay=decay, standardize=False)  # the expected values below call the critic directly
@@ -460,9 +452,9 @@ def test_sampled_loss_estimates_gaussian_mutual_information():
 
 def test_sampled_loss_gradient_reaches_the_moving_image_and_the_critic():
     torch.manual_seed(0)
-    moving = smooth_image(16, seed=3).requires_grad_(True)
+    moving = smooth_texture(16, seed=3).requires_grad_(True)
     loss = MINELoss(samples=500)
-    loss(moving, smooth_image(16, seed=4)).backward()
+    loss(moving, smooth_texture(16, seed=4)).backward()
     assert moving.grad is not None and moving.grad.abs().sum() > 0
     assert all(parameter.grad is not None for parameter in loss.critic.parameters())
 

@@ -1,17 +1,17 @@
-"""Shared cases of the registration tests: analytic images on arbitrary grids, exact stand-in networks, files."""
+"""Shared cases of the registration tests: analytic images on arbitrary grids, exact stand-in networks, file hashes
+(the generic helpers, images and NIfTI files included, are in :mod:`tests.helpers`)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 from torch import nn
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from monai_mine.registration import Volume
+from tests.helpers import world_blob
 
 
 def grid_affine(spacing, origin, axcodes: str = "RAS", shape=None) -> np.ndarray:
@@ -31,29 +31,22 @@ def grid_affine(spacing, origin, axcodes: str = "RAS", shape=None) -> np.ndarray
     return affine
 
 
-def world_points(shape, affine) -> np.ndarray:
-    """World coordinates (mm) of every voxel, array in shape (X, Y, Z, 3)."""
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(np.float64)
-    return index @ affine[:3, :3].T + affine[:3, 3]
-
-
-def blob(shape, affine, centre, sigma: float = 6.0) -> np.ndarray:
-    """A Gaussian blob defined in world space (mm), sampled on a grid: float32 (X, Y, Z)."""
-    distance2 = ((world_points(shape, affine) - np.asarray(centre)) ** 2).sum(-1)
-    return np.exp(-distance2 / (2.0 * sigma**2)).astype(np.float32)
-
-
 def two_blobs(shape, affine, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
     """Two blobs of different size and brightness (an asymmetric, smooth image), moved by ``shift`` mm."""
     shift = np.asarray(shift)
-    return blob(shape, affine, np.array([3.0, -2.0, 4.0]) + shift, 7.0) + 0.6 * blob(
+    return world_blob(shape, affine, np.array([3.0, -2.0, 4.0]) + shift, 7.0) + 0.6 * world_blob(
         shape, affine, np.array([-9.0, 7.0, -6.0]) + shift, 4.0
     )
 
 
-def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
-    nib.save(nib.Nifti1Image(data, affine), path)
-    return path
+def shifted_pair(fixed_shape=(36, 40, 30), moving_shape=(44, 34, 38)) -> tuple[Volume, Volume]:
+    """A fixed (LPS, 1.5 x 1.5 x 2 mm) and a moving volume (RAS, 1.2 x 1.8 x 1.6 mm, another origin) of
+    :func:`two_blobs`, the moving content moved by (3, -2, 2) mm."""
+    fixed_affine = grid_affine((1.5, 1.5, 2.0), (0.0, 0.0, 0.0), "LPS", shape=fixed_shape)
+    moving_affine = grid_affine((1.2, 1.8, 1.6), (1.0, 0.0, -1.0), "RAS", shape=moving_shape)
+    fixed = Volume(two_blobs(fixed_shape, fixed_affine), fixed_affine)
+    moving = Volume(two_blobs(moving_shape, moving_affine, shift=(3.0, -2.0, 2.0)), moving_affine)
+    return fixed, moving
 
 
 def sha256(path: Path) -> str:
@@ -89,14 +82,3 @@ class ConstantNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.displacement[None, :, None, None, None].expand(image.shape[0], 3, *image.shape[2:]).contiguous()
-
-
-def untrained_checkpoint(bundle: str, path: Path, seed: int = 0, training: bool = False) -> Path:
-    """Save the freshly initialised network of a repository bundle: weights only, or as a training checkpoint."""
-    parser = ConfigParser()
-    parser.read_config(str(REPOSITORY / "bundles" / bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(REPOSITORY / "bundles" / bundle)
-    torch.manual_seed(seed)
-    state = parser.get_parsed_content("network_def").state_dict()
-    torch.save({"network": state} if training else state, path)
-    return path

@@ -7,10 +7,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from registration_cases import CentreOfMassNet, grid_affine, two_blobs, write_nifti
+from registration_cases import CentreOfMassNet, grid_affine, two_blobs
 
 from monai_mine.bundle import TrainedModel
 from monai_mine.registration import Volume, jacobian_file, register_files, save_ddf, warp_file
+from tests.helpers import write_nifti
 
 SHAPE = (16, 14, 12)
 AFFINE = grid_affine((1.5, 1.2, 2.0), (0.0, 0.0, 0.0), "LAS", shape=SHAPE)

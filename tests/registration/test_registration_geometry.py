@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Orientation, Resize
-from registration_cases import grid_affine, two_blobs, world_points, write_nifti
+from registration_cases import grid_affine, two_blobs
 
 from monai_mine.flows import jacobian_determinant, warp
 from monai_mine.registration import (
@@ -21,6 +21,7 @@ from monai_mine.registration import (
     working_grid,
 )
 from monai_mine.registration.geometry import to_closest_ras
+from tests.helpers import world_points, write_nifti
 
 
 def corners(grid: Grid) -> np.ndarray:

@@ -8,24 +8,22 @@ import math
 
 import pytest
 import torch
-from registration_cases import REPOSITORY, grid_affine, two_blobs, untrained_checkpoint
+from registration_cases import shifted_pair
 
 from monai_mine.bundle import load_trained_model
 from monai_mine.flows import jacobian_determinant, warp
 from monai_mine.losses import MINELoss
 from monai_mine.networks import MINECritic
-from monai_mine.registration import InstanceOptimizer, Volume, register_volumes
+from monai_mine.registration import InstanceOptimizer, register_volumes
 from monai_mine.registration.instance import InstanceOptimizationInferer, similarity_loss
+from tests.helpers import REPOSITORY, smooth_texture, untrained_checkpoint
 
 SIZE = 32
 
 
-def textured_image(size: int = SIZE, seed: int = 0) -> torch.Tensor:
-    """A smooth random texture in [0, 1], (1, 1, size, size, size): structure at every place for the similarity."""
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.rand(1, 1, size // 4, size // 4, size // 4, generator=generator)
-    image = torch.nn.functional.interpolate(noise, size=(size,) * 3, mode="trilinear", align_corners=False)
-    return (image - image.min()) / (image.max() - image.min())
+def textured_image(seed: int = 0) -> torch.Tensor:
+    """A smooth random texture in [0, 1], (1, 1, SIZE, SIZE, SIZE): structure at every place for the similarity."""
+    return smooth_texture(SIZE, seed, coarse=SIZE // 4, align_corners=False)
 
 
 def smooth_displacement(size: int = SIZE, amplitude: float = 2.0) -> torch.Tensor:
@@ -203,14 +201,6 @@ def test_bad_input_and_settings_are_refused_with_the_reason():
     broken[0, 0, 5, 5, 5] = float("nan")
     with pytest.raises(FloatingPointError, match="instance optimisation objective is nan at step 0"):
         InstanceOptimizer(steps=2, levels=(32,))(broken, fixed)
-
-
-def shifted_pair() -> tuple[Volume, Volume]:
-    fixed_affine = grid_affine((1.5, 1.5, 2.0), (0.0, 0.0, 0.0), "LPS", shape=(36, 40, 30))
-    moving_affine = grid_affine((1.2, 1.8, 1.6), (1.0, 0.0, -1.0), "RAS", shape=(44, 34, 38))
-    fixed = Volume(two_blobs((36, 40, 30), fixed_affine), fixed_affine)
-    moving = Volume(two_blobs((44, 34, 38), moving_affine, shift=(3.0, -2.0, 2.0)), moving_affine)
-    return fixed, moving
 
 
 def test_register_volumes_refines_the_ddf_on_the_fixed_grid(tmp_path):

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from registration_cases import CentreOfMassNet, grid_affine, two_blobs, write_nifti
+from registration_cases import CentreOfMassNet, grid_affine, two_blobs
 
 from monai_mine.bundle import TrainedModel
 from monai_mine.registration import (
@@ -19,6 +19,7 @@ from monai_mine.registration import (
     save_ddf,
     save_volume,
 )
+from tests.helpers import write_dicom_series, write_nifti
 
 AFFINE = grid_affine((1.2, 1.0, 2.0), (0.0, 0.0, 0.0), "LPS", shape=(12, 10, 8))
 IMAGE = two_blobs((12, 10, 8), AFFINE)
@@ -62,38 +63,6 @@ def test_other_formats_read_as_the_same_volume(tmp_path, suffix):
     volume = load_volume(path, "fixed image")
     np.testing.assert_allclose(volume.data, reference.data, atol=1e-6)
     np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-5)
-
-
-def write_dicom_series(
-    volume: np.ndarray, spacing, origin_lps, folder, series: str = "1.2.826.0.1.3680043.2.1125.1"
-) -> None:
-    """One axial DICOM file per slice of ``volume`` (X, Y, Z; int16) with LPS positions, as a scanner writes them,
-    in series ``series`` (a DICOM UID)."""
-    import itk
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for z in range(volume.shape[2]):
-        image = itk.image_from_array(np.ascontiguousarray(volume[:, :, z].T))
-        image.SetSpacing([float(spacing[0]), float(spacing[1])])
-        position = [origin_lps[0], origin_lps[1], origin_lps[2] + z * spacing[2]]
-        tags = {
-            "0008|0060": "MR",
-            "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
-            "0008|0018": f"{series}.{z + 1}",
-            "0020|000d": "1.2.826.0.1.3680043.2.1125.2",
-            "0020|000e": series,
-            "0020|0013": str(z + 1),
-            "0020|0032": "\\".join(f"{value:.4f}" for value in position),
-            "0020|0037": "1\\0\\0\\0\\1\\0",
-            "0028|0030": f"{spacing[1]:.4f}\\{spacing[0]:.4f}",
-            "0018|0050": f"{spacing[2]:.4f}",
-        }
-        dictionary = image.GetMetaDataDictionary()
-        for tag, value in tags.items():
-            dictionary[tag] = value
-        io = itk.GDCMImageIO.New()
-        io.KeepOriginalUIDOn()
-        itk.imwrite(image, str(folder / f"{series[-4:]}_slice{z:03d}.dcm"), imageio=io)
 
 
 def test_a_dicom_series_folder_reads_with_its_world_coordinates(tmp_path):

@@ -8,11 +8,11 @@ import math
 
 import pytest
 import torch
-from registration_cases import REPOSITORY, grid_affine, two_blobs, untrained_checkpoint
+from registration_cases import shifted_pair
 
 from monai_mine.bundle import load_trained_model, read_bundle_config
 from monai_mine.bundle.loader import configured_inferer, configured_instance_optimizer
-from monai_mine.registration import InstanceOptimizer, Volume, register_volumes
+from monai_mine.registration import InstanceOptimizer, register_volumes
 from monai_mine.registration.instance import InstanceOptimizationInferer
 from monai_mine.registration.steps import (
     MAX_INSTANCE_STEPS,
@@ -20,6 +20,7 @@ from monai_mine.registration.steps import (
     InstanceSchedule,
     instance_optimization_schedule,
 )
+from tests.helpers import REPOSITORY, untrained_checkpoint
 
 
 def test_presets_schedules_and_numbers_are_read_by_one_parser():
@@ -70,18 +71,10 @@ def test_a_preset_and_its_schedule_give_the_same_ddf_as_the_level_it_reaches():
     )
 
 
-def _pair() -> tuple[Volume, Volume]:
-    fixed_affine = grid_affine((1.5, 1.5, 2.0), (0.0, 0.0, 0.0), "LPS", shape=(20, 22, 18))
-    moving_affine = grid_affine((1.2, 1.8, 1.6), (1.0, 0.0, -1.0), "RAS", shape=(24, 18, 20))
-    fixed = Volume(two_blobs((20, 22, 18), fixed_affine), fixed_affine)
-    moving = Volume(two_blobs((24, 18, 20), moving_affine, shift=(3.0, -2.0, 2.0)), moving_affine)
-    return fixed, moving
-
-
 def test_register_gives_a_preset_and_its_explicit_schedule_the_same_ddf_bit_for_bit(tmp_path):
     checkpoint = untrained_checkpoint("vtn_addd", tmp_path / "untrained.pt")
     bundle = load_trained_model(REPOSITORY / "bundles" / "vtn_addd", checkpoint, overrides={"image_size": 16})
-    fixed, moving = _pair()
+    fixed, moving = shifted_pair((20, 22, 18), (24, 18, 20))
     preset = register_volumes(fixed, moving, bundle, instance_optimization="balanced")
     explicit = register_volumes(fixed, moving, bundle, instance_optimization="50/50/10")
     assert torch.equal(preset.ddf, explicit.ddf) and torch.equal(preset.warped, explicit.warped)

@@ -7,17 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from registration_cases import (
-    REPOSITORY,
-    CentreOfMassNet,
-    ConstantNet,
-    grid_affine,
-    sha256,
-    two_blobs,
-    untrained_checkpoint,
-    world_points,
-    write_nifti,
-)
+from registration_cases import CentreOfMassNet, ConstantNet, grid_affine, sha256, two_blobs
 
 from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.registration import (
@@ -27,6 +17,7 @@ from monai_mine.registration import (
     register_volumes,
 )
 from monai_mine.registration.geometry import to_closest_ras
+from tests.helpers import REPOSITORY, untrained_checkpoint, world_points, write_nifti
 
 SIZE = 32
 FIXED_SHAPE, FIXED_SPACING, FIXED_CENTRE = (40, 34, 30), (1.5, 1.8, 2.0), (1.0, -2.0, 0.5)

@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 import torch
-from registration_cases import REPOSITORY, untrained_checkpoint
 
 from monai_mine.bundle import TrainedModel, load_trained_model
 from monai_mine.losses import LocalCorrelationLoss
 from monai_mine.registration import InstanceOptimizer
+from tests.helpers import REPOSITORY, untrained_checkpoint
 
 VTN = REPOSITORY / "bundles" / "vtn_addd"
 MIREGNET = REPOSITORY / "bundles" / "miregnet"

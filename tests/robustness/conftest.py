@@ -7,49 +7,39 @@ outputs in the test's own folders."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from robustness_runs import BUNDLES, CONFIGS, REPOSITORY, WORKFLOW_TYPES, make_workflow, tiny_settings
+from robustness_runs import CONFIGS, WORKFLOW_TYPES, tiny_settings
+
+from tests.helpers import BUNDLES, copy_bundle, edit_configs, make_workflow
 
 ENGINES = {"train": "train#trainer", "evaluate": "validate#evaluator", "infer": "evaluator"}
+
+
+def _save_untrained(folder: Path, name: str) -> Path:
+    """Save the network of the bundle's tiny inference workflow, untrained, as ``models/model.pt``."""
+    workflow = make_workflow(folder, CONFIGS["infer"], "infer", **tiny_settings(name, "infer"))
+    workflow.initialize()
+    (folder / "models").mkdir()
+    torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def bundle_dirs(tmp_path_factory) -> dict[str, Path]:
     """Copies of the four bundles (configs only) with ``models/model.pt``: the untrained network at 16^3 settings."""
     root = tmp_path_factory.mktemp("bundles")
-    folders = {}
-    for name in BUNDLES:
-        folder = root / name
-        shutil.copytree(REPOSITORY / "bundles" / name, folder, ignore=shutil.ignore_patterns("models", "eval", "runs"))
-        workflow = make_workflow(folder, CONFIGS["infer"], "infer", **tiny_settings(name, "infer"))
-        workflow.initialize()
-        (folder / "models").mkdir()
-        torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
-        folders[name] = folder
-    return folders
+    return {name: _save_untrained(copy_bundle(name, root / name), name) for name in BUNDLES}
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A copy of vtn_addd working at 16^3 with 4 channels, and its (untrained) models/model.pt."""
-    folder = tmp_path_factory.mktemp("bundle") / "vtn_addd"
-    shutil.copytree(
-        REPOSITORY / "bundles" / "vtn_addd", folder, ignore=shutil.ignore_patterns("models", "eval", "runs")
-    )
-    config = folder / "configs" / "inference.json"
-    settings = json.loads(config.read_text())
-    settings.update(image_size=16, network_channels=4)
-    config.write_text(json.dumps(settings, indent=4))
-    workflow = make_workflow(folder, ("inference.json",), "infer", **tiny_settings("vtn_addd", "infer"))
-    workflow.initialize()
-    (folder / "models").mkdir()
-    torch.save(workflow.parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
-    return folder
+    folder = copy_bundle("vtn_addd", tmp_path_factory.mktemp("bundle") / "vtn_addd")
+    edit_configs(folder, ("inference.json",), image_size=16, network_channels=4)
+    return _save_untrained(folder, "vtn_addd")
 
 
 @pytest.fixture

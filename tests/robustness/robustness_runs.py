@@ -2,31 +2,15 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Helpers of the robustness suite: tiny settings of every bundle workflow, input snapshots, exception chains."""
+"""Helpers of the robustness suite: tiny settings of every bundle workflow, input snapshots (the shared ones are in
+:mod:`tests.helpers`)."""
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundles"))
-from bundle_workflow import BUNDLES, QUICK, REPOSITORY, make_workflow  # noqa: E402
-
-__all__ = [
-    "BUNDLES",
-    "CONFIGS",
-    "QUICK",
-    "REPOSITORY",
-    "SIZE",
-    "WORKFLOW_TYPES",
-    "error_chain",
-    "iterations",
-    "make_workflow",
-    "recorder",
-    "snapshot",
-    "tiny_settings",
-]
+__all__ = ["CONFIGS", "SIZE", "WORKFLOW_TYPES", "iterations", "recorder", "snapshot", "tiny_settings"]
 
 CONFIGS = {"train": ("train.json",), "evaluate": ("train.json", "evaluate.json"), "infer": ("inference.json",)}
 WORKFLOW_TYPES = {"train": "train", "evaluate": "eval", "infer": "infer"}
@@ -65,12 +49,3 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
-
-
-def error_chain(error: BaseException | None) -> str:
-    """Every message of an exception's chain (MONAI wraps errors from configs, transforms and engines)."""
-    messages = []
-    while error is not None:
-        messages.append(f"{type(error).__name__}: {error}")
-        error = error.__cause__ or error.__context__
-    return "\n".join(messages)

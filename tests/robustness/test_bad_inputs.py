@@ -26,14 +26,11 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
-from robustness_runs import BUNDLES, CONFIGS, REPOSITORY, SIZE, error_chain, iterations, snapshot
-from scipy.ndimage import gaussian_filter
+from robustness_runs import CONFIGS, SIZE, iterations, snapshot
+
+from tests.helpers import BUNDLES, REPOSITORY, error_chain, smooth_noise, write_nifti
 
 SHAPE = (16, 16, 16)
-
-
-def _volume(seed: int, shape=SHAPE) -> np.ndarray:
-    return (100.0 * gaussian_filter(np.random.default_rng(seed).random(shape), 1.5)).astype(np.float32)
 
 
 def _label(shape=SHAPE, value: int = 1) -> np.ndarray:
@@ -43,14 +40,18 @@ def _label(shape=SHAPE, value: int = 1) -> np.ndarray:
 
 
 def _save(folder: Path, name: str, array: np.ndarray, affine=None) -> str:
-    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(folder / name))
-    return name
+    return write_nifti(folder / name, array, affine).name
 
 
 def _pair(folder: Path, moving=None, fixed=None, moving_label=None, fixed_label=None) -> dict:
     """A pair item; each argument is an array, a file name already written, or ``False`` to leave the key out."""
     item = {}
-    defaults = {"moving": _volume(1), "fixed": _volume(2), "moving_label": _label(), "fixed_label": _label()}
+    defaults = {
+        "moving": smooth_noise(SHAPE, 1),
+        "fixed": smooth_noise(SHAPE, 2),
+        "moving_label": _label(),
+        "fixed_label": _label(),
+    }
     given = {"moving": moving, "fixed": fixed, "moving_label": moving_label, "fixed_label": fixed_label}
     for role, value in given.items():
         value = defaults[role] if value is None else value
@@ -62,7 +63,7 @@ def _pair(folder: Path, moving=None, fixed=None, moving_label=None, fixed_label=
 
 
 def _truncated(folder: Path, suffix: str) -> str:
-    _save(folder, f"whole{suffix}", _volume(3, (32, 32, 32)))
+    _save(folder, f"whole{suffix}", smooth_noise((32, 32, 32), 3))
     data = (folder / f"whole{suffix}").read_bytes()
     (folder / f"truncated{suffix}").write_bytes(data[: len(data) // 2])
     (folder / f"whole{suffix}").unlink()
@@ -79,15 +80,15 @@ def _anisotropic(folder: Path) -> dict:
     affine = np.diag([0.5, 0.5, 10.0, 1.0])
     return _pair(
         folder,
-        _save(folder, "moving.nii.gz", _volume(1, (40, 40, 3)), affine),
-        _save(folder, "fixed.nii.gz", _volume(2, (40, 40, 3)), affine),
+        _save(folder, "moving.nii.gz", smooth_noise((40, 40, 3), 1), affine),
+        _save(folder, "fixed.nii.gz", smooth_noise((40, 40, 3), 2), affine),
         _save(folder, "moving_label.nii.gz", _label((40, 40, 3)), affine),
         _save(folder, "fixed_label.nii.gz", _label((40, 40, 3)), affine),
     )
 
 
 def _sized(shape) -> Callable[[Path], dict]:
-    return lambda folder: _pair(folder, _volume(1, shape), _volume(2, shape), _label(shape), _label(shape))
+    return lambda folder: _pair(folder, smooth_noise(shape, 1), smooth_noise(shape, 2), _label(shape), _label(shape))
 
 
 @dataclass(frozen=True)
@@ -131,18 +132,18 @@ CASES = [
     ),
     Case(
         "image_2d",
-        lambda f: _pair(f, moving=_volume(1, (16, 16))),
+        lambda f: _pair(f, moving=smooth_noise((16, 16), 1)),
         r"moving\.nii\.gz \(key 'moving_image'\) has shape \(1, 16, 16\) \(2 spatial axes after the channel\); "
         r"expected channel-first data with 3 spatial axes",
     ),
     Case(
         "single_slice_volume",
-        lambda f: _pair(f, _volume(1, (16, 16, 1)), _volume(2, (16, 16, 1)), False, False),
+        lambda f: _pair(f, smooth_noise((16, 16, 1), 1), smooth_noise((16, 16, 1), 2), False, False),
         r"moving\.nii\.gz \(key 'moving_image'\) has shape \(1, 16, 16, 1\): each spatial axis needs at least 2 voxels",
     ),
     Case(
         "image_4d",
-        lambda f: _pair(f, fixed=np.stack([_volume(2), _volume(3)], axis=-1)),
+        lambda f: _pair(f, fixed=np.stack([smooth_noise(SHAPE, 2), smooth_noise(SHAPE, 3)], axis=-1)),
         r"fixed_image \(\S*image_4d/fixed\.nii\.gz\) must be a \(B, 1, X, Y, Z\) batch, got shape \(1, 2, 16, 16, 16\)",
     ),
     Case(
@@ -152,17 +153,17 @@ CASES = [
     ),
     Case(
         "complex_voxels",
-        lambda f: _pair(f, moving=(_volume(1) + 1j * _volume(4)).astype(np.complex64)),
+        lambda f: _pair(f, moving=(smooth_noise(SHAPE, 1) + 1j * smooth_noise(SHAPE, 4)).astype(np.complex64)),
         r"moving\.nii\.gz \(key 'moving_image'\) holds complex voxels; expected real-valued intensities",
     ),
     Case(
         "nan_voxel",
-        lambda f: _pair(f, moving=_with((3, 4, 5), np.nan, _volume(1))),
+        lambda f: _pair(f, moving=_with((3, 4, 5), np.nan, smooth_noise(SHAPE, 1))),
         r"moving\.nii\.gz \(key 'moving_image'\) has 1 NaN and 0 infinite voxel\(s\) out of 4096",
     ),
     Case(
         "inf_voxel",
-        lambda f: _pair(f, fixed=_with((0, 0, 0), -np.inf, _volume(2))),
+        lambda f: _pair(f, fixed=_with((0, 0, 0), -np.inf, smooth_noise(SHAPE, 2))),
         r"fixed\.nii\.gz \(key 'fixed_image'\) has 0 NaN and 1 infinite voxel\(s\) out of 4096",
     ),
     Case(
@@ -198,7 +199,7 @@ CASES = [
     ),
     Case(
         "image_shapes_differ",
-        lambda f: _pair(f, moving=_volume(1, (12, 16, 16)), moving_label=False, fixed_label=False),
+        lambda f: _pair(f, moving=smooth_noise((12, 16, 16), 1), moving_label=False, fixed_label=False),
         r"Spatial shapes differ: \S*moving\.nii\.gz \(key 'moving_image'\): \(12, 16, 16\); \S*fixed\.nii\.gz",
     ),
     Case(
@@ -213,12 +214,12 @@ CASES = [
     ),
     Case(
         "datalist_key_typo",
-        lambda f: {**_pair(f, moving=False), "moving_imag": _save(f, "moving.nii.gz", _volume(1))},
+        lambda f: {**_pair(f, moving=False), "moving_imag": _save(f, "moving.nii.gz", smooth_noise(SHAPE, 1))},
         r"datalist \S*datalist\.json, split '\w+', item 0: unknown key\(s\) \['moving_imag'\]; allowed keys are",
     ),
-    Case("int8_image", lambda f: _pair(f, moving=(_volume(1) - 50).astype(np.int8))),
-    Case("uint8_mask_as_image", lambda f: _pair(f, fixed=(_volume(2) > 50).astype(np.uint8))),
-    Case("float64_image", lambda f: _pair(f, moving=_volume(1).astype(np.float64))),
+    Case("int8_image", lambda f: _pair(f, moving=(smooth_noise(SHAPE, 1) - 50).astype(np.int8))),
+    Case("uint8_mask_as_image", lambda f: _pair(f, fixed=(smooth_noise(SHAPE, 2) > 50).astype(np.uint8))),
+    Case("float64_image", lambda f: _pair(f, moving=smooth_noise(SHAPE, 1).astype(np.float64))),
     Case("int16_label", lambda f: _pair(f, moving_label=_label().astype(np.int16))),
     Case("empty_label", lambda f: _pair(f, moving_label=np.zeros(SHAPE, np.int32))),
     Case("no_labels", lambda f: _pair(f, moving_label=False, fixed_label=False), label_term=True),
@@ -226,7 +227,10 @@ CASES = [
     Case("tiny_2x2x2", _sized((2, 2, 2))),
     Case("odd_17x19x23", _sized((17, 19, 23))),
     Case("anisotropic_0.5x0.5x10mm", _anisotropic),
-    Case("large_intensities", lambda f: _pair(f, moving=_volume(1) * 1e6 - 3e7, fixed=_volume(2) * 1e-6)),
+    Case(
+        "large_intensities",
+        lambda f: _pair(f, moving=smooth_noise(SHAPE, 1) * 1e6 - 3e7, fixed=smooth_noise(SHAPE, 2) * 1e-6),
+    ),
 ]
 LABEL_TERM_ERROR = r"this objective has a label term, so every training pair needs moving_label and fixed_label"
 WORKFLOWS = list(CONFIGS)
@@ -325,4 +329,4 @@ def test_every_bundle_and_workflow_shares_the_checked_preprocessing():
     targets = [entry[0] for entry in reference if isinstance(entry, tuple)]
     for check in ("CheckedLoadImaged", "CheckSpatialDimsd", "CheckFinited", "CheckNonConstantd", "CheckSameShaped",
                   "CheckLabelGridd"):  # fmt: skip
-        assert f"monai_mine.data.{check}" in targets
+        assert f"monai_mine.transforms.{check}" in targets

@@ -22,65 +22,56 @@ import nibabel as nib
 import numpy as np
 import pytest
 from robustness_runs import snapshot
-from scipy.ndimage import gaussian_filter
 
 import monai_mine.io.atomic
 import monai_mine.registration.io
 from monai_mine.cli import main
+from tests.helpers import smooth_noise, write_nifti
 
 SHAPE = (16, 16, 16)
-
-
-def _volume(seed: int, shape=SHAPE) -> np.ndarray:
-    return (100.0 * gaussian_filter(np.random.default_rng(seed).random(shape), 1.5)).astype(np.float32)
-
-
-def _save(path: Path, array: np.ndarray, affine=None) -> str:
-    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """Good and bad input files, side by side."""
     folder = tmp_path_factory.mktemp("inputs")
-    _save(folder / "fixed.nii.gz", _volume(1))
-    _save(folder / "moving.nii.gz", _volume(2))
+    write_nifti(folder / "fixed.nii.gz", smooth_noise(SHAPE, 1))
+    write_nifti(folder / "moving.nii.gz", smooth_noise(SHAPE, 2))
     itk.imwrite(itk.imread(str(folder / "moving.nii.gz")), str(folder / "moving.nrrd"))
     label = np.zeros(SHAPE, np.int16)
     label[4:12, 4:12, 4:12] = 1
-    _save(folder / "label.nii.gz", label)
-    _save(folder / "empty_label.nii.gz", np.zeros(SHAPE, np.uint8))
-    _save(folder / "label_2mm.nii.gz", label[::2, ::2, ::2], np.diag([2.0, 2.0, 2.0, 1.0]))
-    _save(folder / "nan_label.nii.gz", np.where(label > 0, np.nan, 0).astype(np.float32))
+    write_nifti(folder / "label.nii.gz", label)
+    write_nifti(folder / "empty_label.nii.gz", np.zeros(SHAPE, np.uint8))
+    write_nifti(folder / "label_2mm.nii.gz", label[::2, ::2, ::2], np.diag([2.0, 2.0, 2.0, 1.0]))
+    write_nifti(folder / "nan_label.nii.gz", np.where(label > 0, np.nan, 0).astype(np.float32))
     (folder / "corrupt.nii.gz").write_bytes(b"not an image" * 40)
-    _save(folder / "whole.nii.gz", _volume(3, (32, 32, 32)))
+    write_nifti(folder / "whole.nii.gz", smooth_noise((32, 32, 32), 3))
     data = (folder / "whole.nii.gz").read_bytes()
     (folder / "truncated.nii.gz").write_bytes(data[: len(data) // 2])
-    _save(folder / "slice_2d.nii.gz", _volume(4, (16, 16)))
-    _save(folder / "series_4d.nii.gz", np.stack([_volume(5), _volume(6)], axis=-1))
-    _save(folder / "complex.nii.gz", (_volume(7) + 1j * _volume(8)).astype(np.complex64))
-    nan = _volume(9)
+    write_nifti(folder / "slice_2d.nii.gz", smooth_noise((16, 16), 4))
+    write_nifti(folder / "series_4d.nii.gz", np.stack([smooth_noise(SHAPE, 5), smooth_noise(SHAPE, 6)], axis=-1))
+    write_nifti(folder / "complex.nii.gz", (smooth_noise(SHAPE, 7) + 1j * smooth_noise(SHAPE, 8)).astype(np.complex64))
+    nan = smooth_noise(SHAPE, 9)
     nan[2, 3, 4] = np.nan
-    _save(folder / "nan.nii.gz", nan)
-    _save(folder / "constant.nii.gz", np.full(SHAPE, 3.0, np.float32))
-    _save(folder / "int8.nii.gz", (_volume(10) - 50).astype(np.int8))
-    _save(folder / "odd_fixed.nii.gz", _volume(11, (17, 19, 23)))
-    _save(folder / "aniso_moving.nii.gz", _volume(12, (40, 40, 3)), np.diag([0.5, 0.5, 10.0, 1.0]))
+    write_nifti(folder / "nan.nii.gz", nan)
+    write_nifti(folder / "constant.nii.gz", np.full(SHAPE, 3.0, np.float32))
+    write_nifti(folder / "int8.nii.gz", (smooth_noise(SHAPE, 10) - 50).astype(np.int8))
+    write_nifti(folder / "odd_fixed.nii.gz", smooth_noise((17, 19, 23), 11))
+    write_nifti(folder / "aniso_moving.nii.gz", smooth_noise((40, 40, 3), 12), np.diag([0.5, 0.5, 10.0, 1.0]))
     ddf = np.zeros((*SHAPE, 3), np.float32)
     ddf[..., 0] = 1.0
-    _save(folder / "ddf.nii.gz", ddf)
-    _save(folder / "ddf_two_components.nii.gz", ddf[..., :2])
-    _save(folder / "ddf_nan.nii.gz", np.where(ddf > 0, np.nan, 0).astype(np.float32))
+    write_nifti(folder / "ddf.nii.gz", ddf)
+    write_nifti(folder / "ddf_two_components.nii.gz", ddf[..., :2])
+    write_nifti(folder / "ddf_nan.nii.gz", np.where(ddf > 0, np.nan, 0).astype(np.float32))
     (folder / "not_a_folder").write_text("a file")
-    unplaced = nib.Nifti1Image(_volume(13), np.eye(4))
+    unplaced = nib.Nifti1Image(smooth_noise(SHAPE, 13), np.eye(4))
     unplaced.set_sform(None, code=0)
     unplaced.set_qform(None, code=0)
     nib.save(unplaced, str(folder / "no_orientation.nii.gz"))
     far = np.eye(4)
     far[:3, 3] = 1000.0
-    _save(folder / "far_away.nii.gz", _volume(14), far)
-    _save(folder / "bad_scaling.nii", (_volume(15)).astype(np.int16))
+    write_nifti(folder / "far_away.nii.gz", smooth_noise(SHAPE, 14), far)
+    write_nifti(folder / "bad_scaling.nii", (smooth_noise(SHAPE, 15)).astype(np.int16))
     with open(folder / "bad_scaling.nii", "r+b") as stream:  # scl_slope 1, scl_inter NaN (header bytes 112-119)
         stream.seek(112)
         stream.write(struct.pack("<ff", 1.0, float("nan")))

@@ -12,12 +12,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser
 
 from monai_mine.data import demo_datalist, load_registration_datalist
 from monai_mine.engines.writers import pair_name
+from tests.helpers import bundle_dir, bundle_parser
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 KEYS = ("moving_image", "fixed_image", "moving_label", "fixed_label")
 
 
@@ -37,11 +36,8 @@ def converted(item: dict, folder: Path, suffix: str) -> dict:
     return result
 
 
-def preprocessing() -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(str(REPOSITORY / "bundles" / "vtn_addd" / "configs" / "inference.json"))
-    parser["bundle_root"] = str(REPOSITORY / "bundles" / "vtn_addd")
-    return parser.get_parsed_content("preprocessing")
+def preprocessing():
+    return bundle_parser(bundle_dir("vtn_addd")).get_parsed_content("preprocessing")
 
 
 @pytest.mark.parametrize("suffix", [".mha", ".nrrd", ".mgz"])

@@ -31,13 +31,13 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
-from robustness_runs import BUNDLES, CONFIGS, QUICK, error_chain, make_workflow, recorder, snapshot, tiny_settings
-from scipy.ndimage import gaussian_filter
+from robustness_runs import CONFIGS, recorder, snapshot, tiny_settings
 
 import monai_mine.engines.checkpoint
 import monai_mine.io.atomic
 import monai_mine.io.nifti
 from monai_mine.losses import MINELoss
+from tests.helpers import BUNDLES, QUICK, error_chain, make_workflow, smooth_noise, write_nifti
 
 OTHER_NETWORK = {"vtn_addd": "miregnet", "vtn_addd_inv": "miregnet", "miregnet": "vtn_addd", "midiceregnet": "vtn_addd"}
 """For each bundle, a bundle whose network has other weights (the two VTN bundles share one, as do the MIRegNets)."""
@@ -52,9 +52,9 @@ def dataset(tmp_path_factory) -> Path:
     for index in range(2):
         item = {}
         for role in ("fixed", "moving"):
-            image = (100 * gaussian_filter(rng.random((18, 16, 14)), 1.5)).astype(np.float32)
-            nib.save(nib.Nifti1Image(image, np.eye(4)), folder / f"{role}{index}.nii.gz")
-            nib.save(nib.Nifti1Image((image > 50).astype(np.uint8), np.eye(4)), folder / f"{role}{index}_seg.nii.gz")
+            image = smooth_noise((18, 16, 14), rng)
+            write_nifti(folder / f"{role}{index}.nii.gz", image)
+            write_nifti(folder / f"{role}{index}_seg.nii.gz", (image > 50).astype(np.uint8))
             item[f"{role}_image"], item[f"{role}_label"] = f"{role}{index}.nii.gz", f"{role}{index}_seg.nii.gz"
         items.append(item)
     (folder / "datalist.json").write_text(json.dumps({"training": items, "validation": items, "test": items}))

@@ -4,7 +4,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """A model record is data: code smuggled into a record (a ``$`` expression, a ``_target_``) is refused by every
 entry point that reads one, before anything runs, with a message naming the file and the key; an edited record is
-refused too (issue 27, item 1; README "Bad input and faults")."""
+refused too (issue 27, item 1; docs/registration.md, "Bad input and faults")."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from robustness_runs import QUICK
 
 from monai_mine.bundle import (
     ModelRecord,
@@ -34,6 +33,7 @@ from monai_mine.bundle.record_schema import record_digest
 from monai_mine.cli import main
 from monai_mine.deploy import load_registration_bundle
 from monai_mine.io import save_nifti
+from tests.helpers import QUICK
 
 NAME = "vtn_addd"
 

@@ -20,8 +20,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from robustness_runs import REPOSITORY
-from scipy.ndimage import gaussian_filter
 
 import monai_mine.registration.instance
 import monai_mine.registration.io
@@ -30,18 +28,11 @@ import monai_mine.registration.resources
 from monai_mine.cli import main
 from monai_mine.io.lock import lock_path, output_lock
 from monai_mine.registration import InstanceOptimizer
-
-sys.path.insert(0, str(REPOSITORY / "tests" / "registration"))
-from test_registration_io import write_dicom_series  # noqa: E402
+from tests.helpers import smooth_noise, write_dicom_series, write_nifti
 
 SHAPE = (16, 16, 16)
 REGISTER = "monai-mine register: error: "
 OUTPUTS = ["ddf.nii.gz", "jacobian.nii.gz", "qc.png", "warped.nii.gz"]
-
-
-def _save(path: Path, array: np.ndarray, affine=None) -> Path:
-    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +40,10 @@ def pair(tmp_path_factory) -> Path:
     """A fixed and a moving image and a label map of the moving one, 16^3."""
     folder = tmp_path_factory.mktemp("pair")
     for name, seed in (("fixed", 1), ("moving", 2)):
-        volume = 100.0 * gaussian_filter(np.random.default_rng(seed).random(SHAPE), 1.5)
-        _save(folder / f"{name}.nii.gz", volume.astype(np.float32))
+        write_nifti(folder / f"{name}.nii.gz", smooth_noise(SHAPE, seed))
     label = np.zeros(SHAPE, np.int16)
     label[4:12, 4:12, 4:12] = 1
-    _save(folder / "label.nii.gz", label)
+    write_nifti(folder / "label.nii.gz", label)
     return folder
 
 
@@ -113,7 +103,7 @@ def test_gzip_checksum_error_is_refused(pair, tiny_bundle, monkeypatch, tmp_path
 def test_label_numbers_beyond_32_bits_are_refused(dtype, pair, tiny_bundle, monkeypatch, tmp_path):
     label = np.zeros(SHAPE, dtype)
     label[4:12, 4:12, 4:12] = 3e9
-    _save(tmp_path / "big_label.nii.gz", label)
+    write_nifti(tmp_path / "big_label.nii.gz", label)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out, "--moving_label", tmp_path / "big_label.nii.gz"), monkeypatch)
     _assert_refused(
@@ -124,7 +114,7 @@ def test_label_numbers_beyond_32_bits_are_refused(dtype, pair, tiny_bundle, monk
 def test_label_outside_its_image_is_refused(pair, tiny_bundle, monkeypatch, tmp_path):
     far = np.eye(4)
     far[:3, 3] = 500.0
-    _save(tmp_path / "far_label.nii.gz", np.ones(SHAPE, np.int16), far)
+    write_nifti(tmp_path / "far_label.nii.gz", np.ones(SHAPE, np.int16), far)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out, "--moving_label", tmp_path / "far_label.nii.gz"), monkeypatch)
     _assert_refused(message, r"the moving image \S*moving\.nii\.gz .* and the moving label \S*far_label\.nii\.gz", out)
@@ -155,7 +145,7 @@ def test_folder_of_two_dicom_series_is_refused(pair, tiny_bundle, monkeypatch, t
 def test_float64_beyond_float32_is_not_called_nan(pair, tiny_bundle, monkeypatch, tmp_path):
     volume = nib.load(pair / "moving.nii.gz").get_fdata()
     volume[3, 4, 5] = 1e300
-    _save(tmp_path / "huge.nii.gz", volume)
+    write_nifti(tmp_path / "huge.nii.gz", volume)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out, moving=tmp_path / "huge.nii.gz"), monkeypatch)
     _assert_refused(message, r"moving image \S*huge\.nii\.gz holds values up to 1e\+300, beyond float32's range", out)
@@ -164,7 +154,7 @@ def test_float64_beyond_float32_is_not_called_nan(pair, tiny_bundle, monkeypatch
 @pytest.mark.parametrize("role", ["--moving", "--moving_label"])
 def test_rgb_nifti_is_refused(role, pair, tiny_bundle, monkeypatch, tmp_path):
     rgb = np.zeros(SHAPE, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
-    _save(tmp_path / "rgb.nii.gz", rgb)
+    write_nifti(tmp_path / "rgb.nii.gz", rgb)
     out = tmp_path / "out"
     argv = _register(pair, tiny_bundle, out)
     if role == "--moving":

@@ -12,25 +12,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
 
 import monai_mine.bundle
 from monai_mine.cli import register
 from monai_mine.registration import register_files
 from monai_mine.registration.many import pairs_from_datalist, pairs_from_folders, register_pairs
 from monai_mine.timing import REGISTER_STAGES, StageTimer
+from tests.helpers import smooth_noise, write_nifti
 
 SHAPE = (16, 16, 16)
 HEAVY = ("torch", "monai", "monai.data", "ignite", "ignite.handlers.checkpoint", "torch.distributed")
-
-
-def _save(path: Path, data: np.ndarray) -> Path:
-    nib.save(nib.Nifti1Image(data, np.diag([1.5, 1.5, 1.5, 1.0])), path)
-    return path
-
-
-def _image(seed: int) -> np.ndarray:
-    return (100.0 * gaussian_filter(np.random.default_rng(seed).random(SHAPE), 1.5)).astype(np.float32)
+AFFINE = np.diag([1.5, 1.5, 1.5, 1.0])
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +32,8 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
     fixed, moving = root / "fixed", root / "moving"
     fixed.mkdir(), moving.mkdir()
     for index, name in enumerate(("a.nii.gz", "b.nii.gz", "c.nii")):
-        _save(fixed / name, _image(10 + index))
-        _save(moving / name, _image(20 + index))
+        write_nifti(fixed / name, smooth_noise(SHAPE, 10 + index), AFFINE)
+        write_nifti(moving / name, smooth_noise(SHAPE, 20 + index), AFFINE)
     (moving / "notes.txt").write_text("not an image")
     return fixed, moving
 
@@ -96,8 +88,8 @@ def test_folders_are_paired_by_name_or_one_fixed_image_with_many_moving(folders,
     assert [p.fixed for p in pairs_from_folders(fixed / "a.nii.gz", moving)] == [fixed / "a.nii.gz"] * 3
     lonely = tmp_path / "lonely"
     lonely.mkdir()
-    _save(lonely / "a.nii.gz", _image(1))
-    _save(lonely / "z.nii.gz", _image(2))
+    write_nifti(lonely / "a.nii.gz", smooth_noise(SHAPE, 1), AFFINE)
+    write_nifti(lonely / "z.nii.gz", smooth_noise(SHAPE, 2), AFFINE)
     with pytest.raises(ValueError, match=r"\['b', 'c', 'z'\] are in only one of them"):
         pairs_from_folders(lonely, moving)
     with pytest.raises(FileNotFoundError, match="holds no image"):

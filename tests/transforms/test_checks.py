@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import traceback
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.bundle import ConfigParser
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
@@ -21,11 +21,11 @@ from monai_mine.transforms import (
     CheckSpatialDimsd,
     root_cause,
 )
+from tests.helpers import REPOSITORY, write_nifti
 
 
 def _nifti(path, array):
-    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), path)
-    return str(path)
+    return str(write_nifti(path, array))
 
 
 def _load(keys, *checks):
@@ -172,7 +172,7 @@ def test_label_grid_check_compares_each_label_with_its_own_image(tmp_path):
     shifted = str(tmp_path / "shifted_label.nii.gz")
     affine = np.eye(4)
     affine[0, 3] = 1.5  # same shape, origin 1.5 mm away
-    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), dtype=np.int16), affine), shifted)
+    write_nifti(shifted, np.ones((4, 4, 4), dtype=np.int16), affine)
     keys = ["moving_image", "moving_label", "fixed_image"]
     check = CheckLabelGridd("moving_label", image_keys="moving_image", allow_missing_keys=True)
     transform = _load(keys, check)
@@ -193,13 +193,34 @@ def test_spatial_dims_check_rejects_a_single_slice_volume(tmp_path):
     assert CheckSpatialDimsd("image", min_size=1)({"image": torch.zeros(1, 4, 4, 1)})["image"].shape == (1, 4, 4, 1)
 
 
-def test_bundle_configs_find_the_transforms_under_monai_mine_data():
-    """Bundle JSON names the loading and checking transforms ``monai_mine.data.<Name>``: the same objects as in
-    ``monai_mine.transforms``."""
+def test_the_old_names_under_monai_mine_data_are_deprecated_aliases_of_the_same_objects():
+    """Configs and exports of earlier releases name the loading and checking transforms ``monai_mine.data.<Name>``:
+    each old name warns (``DeprecationWarning``, naming the new home) and is the object of ``monai_mine.transforms``."""
     import monai_mine.data
     import monai_mine.transforms
 
     names = [name for name in monai_mine.transforms.__all__ if name.startswith("Check")]
     assert len(names) == 7
-    for name in names:
-        assert getattr(monai_mine.data, name) is getattr(monai_mine.transforms, name)
+    for name in [*names, "root_cause"]:
+        with pytest.warns(DeprecationWarning, match=rf"monai_mine\.data\.{name} has been deprecated since version .*"
+                          rf"use monai_mine\.transforms\.{name} instead"):  # fmt: skip
+            alias = getattr(monai_mine.data, name)
+        assert alias is getattr(monai_mine.transforms, name)
+        assert name not in monai_mine.data.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'CheckNothingd'"):
+        monai_mine.data.CheckNothingd  # noqa: B018
+
+
+def test_a_config_naming_an_old_transform_still_builds_it_with_a_warning():
+    """What a config of an earlier release (or the ``inference.json`` inside an older export) names still works."""
+    parser = ConfigParser({"check": {"_target_": "monai_mine.data.CheckFinited", "keys": "image"}})
+    with pytest.warns(DeprecationWarning, match="use monai_mine.transforms.CheckFinited instead"):
+        check = parser.get_parsed_content("check")
+    assert isinstance(check, CheckFinited)
+
+
+def test_the_bundle_configs_name_the_transforms_in_their_home():
+    configs = sorted((REPOSITORY / "bundles").glob("*/configs/*.json"))
+    assert configs
+    for config in configs:
+        assert "monai_mine.data.Check" not in config.read_text(), config

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import re
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd
 
 from monai_mine.transforms import CheckedLoadImaged, root_cause
+from tests.helpers import write_nifti
 
 
 def _nifti(path, array):
-    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), str(path))
-    return str(path)
+    return str(write_nifti(path, array))
 
 
 def test_loads_like_monai(tmp_path):

@@ -1,0 +1,5 @@
+# Copyright (c) monai-mine contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""The test suite: a package, so that its shared helpers import as ``tests.helpers`` (see ``tests/conftest.py``)."""
