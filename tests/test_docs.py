@@ -39,7 +39,7 @@ def test_ci_runs_the_readme_install_and_test_commands_verbatim():
     install = [line for line in _code(_section(text, "Install")) if line.startswith("pip install")]
     test = _code(_section(text, "Testing"))
     assert install == ['pip install -c constraints.txt -e ".[test,benchmark,export]"'] and len(test) == 1
-    assert "mkdocs build --strict" in test[0] and "--durations=20" in test[0]
+    assert "mkdocs build --strict" in test[0] and "--durations=20" in test[0] and test[0].startswith("ruff check . && ")
     ci = (REPOSITORY / ".ci" / "run").read_text()
     assert f"{install[0]} && {test[0]}" in ci
 

@@ -38,9 +38,9 @@ PRESETS: dict[str, tuple[int, int, int]] = {
     "accurate": (50, 50, 20),
 }
 """Named schedules: Adam steps at the 32- and 64-voxel levels and at full resolution, chosen from the measured
-trade-off (``benchmarks/results/instance_optimization.md``, vtn_addd start, mono track, 128^3, 4 pairs, 2 CPU cores,
-Elastix 0.917 in 31.1 s per pair): ``fast`` the best within 1/10 of Elastix's time (0.851 in 2.3 s), ``balanced``
-the best within 1/3 (0.907 in 8.7 s), ``accurate`` the most accurate measured (0.917 in 12.5 s, Elastix's Dice)."""
+trade-off (vtn_addd start, mono track, 128^3, 2 CPU cores; ``docs/instance_optimization.md``): ``fast`` the best
+within 1/10 of Elastix's time per pair, ``balanced`` the best within 1/3, ``accurate`` the most accurate measured.
+Their current Dice and time: ``benchmarks/results/instance_optimization.md``."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ def test_smoke_run_writes_table_json_and_report(tmp_path, capsys):
     assert len(merged) == 4 and (merged[3]["kind"], merged[3]["bundle"]) == ("train", "vtn_addd")
     assert not [row["error"] for row in merged if "error" in row]
     assert merged[0] == inference and merged[2] == classical and merged[1] != train
+    register = {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": 128}
+    alone, refined = register | {"instance_optimization": 0}, register | {"instance_optimization": "fast"}
+    assert merge_rows([alone], [refined]) == [alone, refined]  # the network alone and a preset are two rows
     stored = json.loads((tmp_path / "speed.json").read_text())
     assert stored["command"].startswith("monai-mine bench-speed --sizes 64") and "--update" in stored["update"]
     assert "its train rows re-measured by `monai-mine bench-speed" in (tmp_path / "speed.md").read_text()

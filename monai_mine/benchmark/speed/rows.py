@@ -121,6 +121,7 @@ def extrapolated_memory_gib(rows: list[dict], spec: dict) -> float | None:
 def row_key(row: dict) -> tuple:
     """What a row measures (not how often): rows with equal keys replace each other in ``--update``."""
     keys = ("kind", "device", "network", "bundle", "method", "size", "mode", "amp", "checkpointing", "channels_last")
+    keys += ("instance_optimization",)
     return tuple(row.get(key) for key in keys)
 
 
