@@ -241,7 +241,9 @@ def test_traced_torchscript_export_reloads_and_matches_the_eager_network_at_anot
 def test_scripted_export_fails_as_the_metadata_says(zoo_bundle):
     _weights(zoo_bundle)
     assert "--use_trace True" in _meta(zoo_bundle)["description"]
-    with pytest.raises(RuntimeError):  # torch.jit.script: "Unknown type constructor Sequence" and more
+    # torch.jit.script: "Unknown type constructor Sequence" and more (RuntimeError) on Python 3.11+; on 3.10 it fails
+    # earlier, with "Can't get source for collections.abc.Sequence[int]" (OSError)
+    with pytest.raises((RuntimeError, OSError)):
         _export(zoo_bundle, zoo_bundle / "models" / "scripted.ts")
 
 
