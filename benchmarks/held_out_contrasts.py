@@ -5,8 +5,8 @@
 """MI models on contrasts they were not trained on: the benchmark's multimodal track beside held-out contrasts.
 
 Each contrast has the same test pairs (geometry of the multimodal track's test seeds, 128^3): ``multimodal`` is the
-benchmark's own T2-like moving image, the others are :data:`monai_mine.benchmark.contrasts.HELD_OUT_CONTRASTS`.
-Every model registers every pair with the network alone (``monai_mine.registration.register_files``, as the
+benchmark's own T2-like moving image, the others are :data:`monai_mine.apps.benchmark.contrasts.HELD_OUT_CONTRASTS`.
+Every model registers every pair with the network alone (``monai_mine.apps.registration.register_files``, as the
 benchmark does); the table gives the mean tissue Dice, its gain over the identity and the folding, and the
 figure shows one slice of each contrast::
 
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_mine.benchmark import build_template
-from monai_mine.benchmark.contrasts import HELD_OUT_CONTRASTS, make_contrast_pair
-from monai_mine.benchmark.evaluation import score_pair
-from monai_mine.benchmark.methods import BundleMethod, classical_method
-from monai_mine.benchmark.pairs import make_pair, pair_seed
+from monai_mine.apps.benchmark.contrasts import HELD_OUT_CONTRASTS, make_contrast_pair
+from monai_mine.apps.benchmark.evaluation import score_pair
+from monai_mine.apps.benchmark.methods import BundleMethod, classical_method
+from monai_mine.apps.benchmark.pairs import make_pair, pair_seed
+from monai_mine.apps.template import build_template
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 
@@ -91,7 +91,7 @@ def write_tables(results: dict, out_dir: Path) -> None:
         f"{results['pairs']} test pairs per contrast ({results['size']}^3, the multimodal track's test seeds; only "
         "the moving image's contrast differs), network alone. Mean tissue Dice (CSF, GM, WM), in brackets the gain "
         "over the identity. `multimodal` is the benchmark's own track (the training pairing); the others are "
-        "held out (`monai_mine/benchmark/contrasts.py`).",
+        "held out (`monai_mine/apps/benchmark/contrasts.py`).",
         "",
         header,
         "|---|" + "---|" * (len(contrasts) + 1),

@@ -4,7 +4,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """Instance optimisation on the brain benchmark: accuracy against time, from a network and from the identity.
 
-On each test pair of each track (the benchmark's own pairs, :func:`monai_mine.benchmark.make_pair`), in one run on
+On each test pair of each track (the benchmark's own pairs, :func:`monai_mine.apps.benchmark.make_pair`), in one run on
 one machine: Elastix (the reference), then for each setting the bundle's network refined on the pair
 (``register_files`` with ``instance_optimization``, time included) and the identity refined alone (pure
 optimisation, no network). A setting is what ``monai-mine register --instance_optimization`` accepts: ``N`` is N
@@ -15,7 +15,7 @@ learning rates 1, 1 and 0.25 (the unknowns at 1/2 resolution throughout); a pres
 benchmark scores it (mean tissue Dice, displacement error against the true field, folding, time per pair). Each
 track may have several network starts (``--networks multimodal=miregnet,multimodal=midiceregnet``) and several
 similarities (``--similarities multimodal=local_correlation+mutual_information+mine``, names of
-:data:`~monai_mine.registration.instance.SIMILARITIES`; rows ``X+io:<similarity>@N`` for all but local
+:data:`~monai_mine.optimization.instance.SIMILARITIES`; rows ``X+io:<similarity>@N`` for all but local
 correlation, the bundles' default, which keeps ``X+io@N``). Writes
 ``instance_optimization.md`` (the tables, the targets and the command), ``instance_optimization.json`` (every score)
 and ``instance_optimization.png`` (Dice against time per pair) to ``--out_dir``::
@@ -35,17 +35,17 @@ import sys
 import time
 from pathlib import Path
 
-from monai_mine.benchmark import build_template
-from monai_mine.benchmark.evaluation import score_pair
-from monai_mine.benchmark.methods import BundleMethod, classical_method, identity_instance_method
-from monai_mine.benchmark.pairs import TRACKS, make_pair, pair_seed
-from monai_mine.benchmark.report import summarize as report_summary
-from monai_mine.benchmark.report import write_json
+from monai_mine.apps.benchmark.evaluation import score_pair
+from monai_mine.apps.benchmark.methods import BundleMethod, classical_method, identity_instance_method
+from monai_mine.apps.benchmark.pairs import TRACKS, make_pair, pair_seed
+from monai_mine.apps.benchmark.report import summarize as report_summary
+from monai_mine.apps.benchmark.report import write_json
+from monai_mine.apps.template import build_template
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
-from monai_mine.registration import InstanceOptimizer
-from monai_mine.registration.instance import SIMILARITIES
-from monai_mine.registration.steps import instance_optimization_schedule
+from monai_mine.optimization import InstanceOptimizer
+from monai_mine.optimization.instance import SIMILARITIES
+from monai_mine.optimization.schedule import instance_optimization_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = ("dice", "error_mean_vox", "folding_percent", "runtime_s")
@@ -55,7 +55,7 @@ DEFAULT_SIMILARITY = "local_correlation"
 
 def optimizer_for(spec: str, size: int, similarity: str = DEFAULT_SIMILARITY) -> InstanceOptimizer | None:
     """A fresh instance optimiser of a step specification (``"50"``, ``"50/50/10"`` or a preset name such as
-    ``"accurate"``, :data:`~monai_mine.registration.steps.PRESETS`) with ``similarity`` for ``size``^3 pairs; ``None``
+    ``"accurate"``, :data:`~monai_mine.optimization.PRESETS`) with ``similarity`` for ``size``^3 pairs; ``None``
     for ``"0"``. Fresh: a similarity that trains along (``"mine"``'s critic) starts untrained for each method."""
     try:
         schedule = instance_optimization_schedule(spec)
@@ -116,7 +116,7 @@ def parse_networks(value: str) -> dict[str, list[tuple[str, Path]]]:
 
 def summarize(records: list[dict]) -> dict:
     """``{track: {method: {score: mean}}}`` in the order of the records, with ``n`` pairs (from the benchmark's own
-    statistics, :func:`monai_mine.benchmark.report.summarize`)."""
+    statistics, :func:`monai_mine.apps.benchmark.report.summarize`)."""
     return {
         track: {
             method: {"n": stats["dice"]["n"], **{key: stats[key]["mean"] for key in SCORES}}

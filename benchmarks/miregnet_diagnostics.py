@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from monai.losses import GlobalMutualInformationLoss
 
-from monai_mine.benchmark import build_template
+from monai_mine.apps.template import build_template
 from monai_mine.flows import affine_to_ddf, warp
 from monai_mine.io import atomic_write_text
 from monai_mine.losses import EndPointErrorLoss, MINELoss, TotalVariationLoss

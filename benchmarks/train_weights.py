@@ -6,7 +6,7 @@
 
 The data is the ICBM152 template (fixed) and copies of it under random affine + smooth transforms (moving), made
 exactly as the benchmark's pairs but with seeds disjoint from its test pairs
-(:func:`monai_mine.benchmark.write_training_datalist`), at 128^3 (1.5 mm); the bundle's own ``train.json`` runs
+(:func:`monai_mine.apps.benchmark.write_training_datalist`), at 128^3 (1.5 mm); the bundle's own ``train.json`` runs
 on them with the overlays given (by default ``configs/augment.json``: every iteration warps the moving image
 once more by a new random transform, so no pair repeats), for a wall-clock budget, keeping the weights of the
 best validation Dice. The weights and their model record (``model.pt``, ``model_config.json``) replace the
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import torch
 
-from monai_mine.benchmark import build_template
-from monai_mine.benchmark.training import train_bundle, write_training_datalist
+from monai_mine.apps.benchmark.training import train_bundle, write_training_datalist
+from monai_mine.apps.template import build_template
 from monai_mine.bundle import read_weights, shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 

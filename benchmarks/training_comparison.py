@@ -9,7 +9,7 @@ overrides and the shared overlays (or its own, ``--variant_overlays``), in ``<wo
 whose folder already holds the run's record (``entry.json``) is not trained again, so an interrupted comparison
 continues where it stopped. The best
 validated weights of each variant then register the benchmark's test pairs of the track
-(:class:`~monai_mine.benchmark.methods.BundleMethod`, the code of ``monai-mine register``), beside the identity.
+(:class:`~monai_mine.apps.benchmark.methods.BundleMethod`, the code of ``monai-mine register``), beside the identity.
 Writes ``<name>.md`` (table and command), ``<name>.json`` (runs, every score) and ``<name>.png`` (validation Dice
 against training minutes) to ``--out_dir``. The MIRegNet similarity table (MINE against MONAI's
 ``GlobalMutualInformationLoss`` and correlation; ``--variant_overlays`` gives a variant its own overlays, e.g.
@@ -37,11 +37,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from monai_mine.benchmark import build_template
-from monai_mine.benchmark.evaluation import score_pair
-from monai_mine.benchmark.methods import BundleMethod, classical_method
-from monai_mine.benchmark.pairs import make_pair, pair_seed
-from monai_mine.benchmark.report import summarize, write_json
+from monai_mine.apps.benchmark.evaluation import score_pair
+from monai_mine.apps.benchmark.methods import BundleMethod, classical_method
+from monai_mine.apps.benchmark.pairs import make_pair, pair_seed
+from monai_mine.apps.benchmark.report import summarize, write_json
+from monai_mine.apps.template import build_template
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 

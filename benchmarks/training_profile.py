@@ -5,7 +5,7 @@
 """Where a training iteration's time goes, per bundle: data, forward, loss, backward, optimiser, handlers.
 
 Each bundle's own ``configs/train.json`` runs through MONAI's ``ConfigWorkflow`` on benchmark-style pairs
-(:func:`monai_mine.benchmark.training.write_training_datalist`, 128^3 data, the 64^3 working grid) with the
+(:func:`monai_mine.apps.benchmark.training.write_training_datalist`, 128^3 data, the 64^3 working grid) with the
 overlays the shipped weights were trained with (``configs/augment.json``), for ``--warmup`` + ``--iterations``
 iterations without validation. The trainer's own events time each part of an iteration (Ignite's
 ``GET_BATCH_*``, MONAI's ``IterationEvents``); ``torch.utils.flop_counter`` counts one iteration's floating-point
@@ -48,8 +48,8 @@ def run_profile(args: argparse.Namespace) -> dict:
     from monai.bundle import ConfigWorkflow
     from monai.engines.utils import IterationEvents
 
-    from monai_mine.benchmark import build_template
-    from monai_mine.benchmark.training import write_training_datalist
+    from monai_mine.apps.benchmark.training import write_training_datalist
+    from monai_mine.apps.template import build_template
 
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_mine.benchmark import build_template
-from monai_mine.benchmark.evaluation import score_pair
-from monai_mine.benchmark.methods import BundleMethod, classical_method
-from monai_mine.benchmark.pairs import make_pair, pair_seed
+from monai_mine.apps.benchmark.evaluation import score_pair
+from monai_mine.apps.benchmark.methods import BundleMethod, classical_method
+from monai_mine.apps.benchmark.pairs import make_pair, pair_seed
+from monai_mine.apps.template import build_template
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 

@@ -22,7 +22,7 @@ The float32 path changes only the memory layout, so its DDF equals the eager flo
 max abs difference < 1e-4 voxel); autocast changes the arithmetic (bfloat16 keeps 8 bits of mantissa), so its
 DDF differs by a few percent of the displacement (tested: < 5 % of the largest displacement). With
 ``channels_last=False, cudnn_benchmark=False`` and no autocast the DDF is the one
-:class:`~monai_mine.engines.RegistrationEvaluator` computes: :func:`~monai_mine.registration.register_volumes` runs
+:class:`~monai_mine.engines.RegistrationEvaluator` computes: :func:`~monai_mine.apps.registration.register_volumes` runs
 the bundle network so.
 """
 

@@ -5,8 +5,8 @@
 """The one way from a bundle and trained weights, or an exported model, to a network, its preprocessing and its loss.
 
 :func:`load_trained_model` is the one model loader every surface calls: ``monai-mine register`` and
-``monai-mine export``, the MONAI Deploy adapter (:func:`monai_mine.deploy.load_registration_bundle`), MONAI Label
-(:func:`monai_mine.label.load_bundle_network`) and the benchmark (the speed benchmark reads configs with
+``monai-mine export``, the MONAI Deploy adapter (:func:`monai_mine.apps.deploy.load_registration_bundle`), MONAI Label
+(:func:`monai_mine.apps.label.load_bundle_network`) and the benchmark (the speed benchmark reads configs with
 :func:`read_bundle_config`). It takes a bundle folder with its trained weights (a state dict with its model record
 beside it, or a training checkpoint holding it), a bundle folder with an exported network, or an exported model alone
 (the configs it carries); weights are read as data (``torch.load(weights_only=True)``), and no export format unpickles
@@ -161,13 +161,13 @@ class TrainedModel:
 
 
 def configured_instance_optimizer(parser: ConfigParser | None, steps: int | str, source: str, remedy: str) -> Any:
-    """A bundle config's ``instance_optimizer`` (a :class:`~monai_mine.registration.InstanceOptimizer`) with its
+    """A bundle config's ``instance_optimizer`` (a :class:`~monai_mine.optimization.InstanceOptimizer`) with its
     ``instance_optimization_steps`` set to ``steps``, built anew; the configs are left as they were.
 
     Args:
         parser: the bundle's configs (``None``: none known).
         steps: what ``--instance_optimization`` accepts
-            (:func:`~monai_mine.registration.steps.instance_optimization_schedule`): Adam steps per level, a preset
+            (:func:`~monai_mine.optimization.schedule.instance_optimization_schedule`): Adam steps per level, a preset
             name or a schedule ``A/B/C``; a preset is set in its explicit form, so both build the same optimiser.
         source: what the configs belong to, for the message.
         remedy: what to do when they define no optimiser, for the message.
@@ -176,13 +176,13 @@ def configured_instance_optimizer(parser: ConfigParser | None, steps: int | str,
         ValueError: naming ``source`` when there are no configs or they define no ``instance_optimizer``, or naming
             a value ``--instance_optimization`` does not accept.
     """
-    from monai_mine.registration.steps import instance_optimization_schedule
+    from monai_mine.optimization.schedule import instance_optimization_schedule
 
     schedule = instance_optimization_schedule(steps)
     if parser is None or "instance_optimizer" not in parser:
         raise ValueError(
             f"{source} has no instance_optimizer in its bundle configs: {remedy}, or build a "
-            "monai_mine.registration.InstanceOptimizer."
+            "monai_mine.optimization.InstanceOptimizer."
         )
     key = "instance_optimization_steps"
     previous = parser.get(key, 0)
@@ -195,14 +195,14 @@ def configured_instance_optimizer(parser: ConfigParser | None, steps: int | str,
 
 def configured_inferer(parser: ConfigParser | None, steps: int | str, source: str, remedy: str) -> Any:
     """The bundle's inferer with the instance optimisation ``steps`` asks for: an
-    :class:`~monai_mine.registration.InstanceOptimizationInferer` around :func:`configured_instance_optimizer`
+    :class:`~monai_mine.optimization.InstanceOptimizationInferer` around :func:`configured_instance_optimizer`
     (the network alone for 0 steps). For a caller that parses the configs itself (MONAI Label's infer request).
 
     Raises:
         ValueError: as :func:`configured_instance_optimizer`.
     """
-    from monai_mine.registration.instance import InstanceOptimizationInferer
-    from monai_mine.registration.steps import instance_optimization_schedule
+    from monai_mine.optimization.instance import InstanceOptimizationInferer
+    from monai_mine.optimization.schedule import instance_optimization_schedule
 
     schedule = instance_optimization_schedule(steps)
     if not schedule.refines:

@@ -12,10 +12,7 @@ releases name) are deprecated aliases of the same objects, kept for one release:
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
-
+from monai_mine._deprecated import homes, moved_names
 from monai_mine.data.datalist import is_unpaired, load_registration_datalist, load_unpaired_images
 from monai_mine.data.datasets import registration_dataset
 from monai_mine.data.demo_dataset import DEMO_FLAVOURS, default_cache_dir, demo_datalist
@@ -54,21 +51,4 @@ MOVED_TO_TRANSFORMS = (
 """Names whose home is :mod:`monai_mine.transforms`; ``monai_mine.data.<name>`` is a deprecated alias (since 0.1.0,
 removed in 0.2.0)."""
 
-
-def __getattr__(name: str) -> Any:
-    """``monai_mine.data.<name>`` for a name of :data:`MOVED_TO_TRANSFORMS`: the object of
-    :mod:`monai_mine.transforms` itself, with a ``DeprecationWarning`` (PEP 562; MONAI's wording for deprecations).
-
-    Raises:
-        AttributeError: for any other name, as for a module without it.
-    """
-    if name in MOVED_TO_TRANSFORMS:
-        warnings.warn(
-            f"monai_mine.data.{name} has been deprecated since version 0.1.0. It will be removed in version 0.2.0. "
-            f"Please use monai_mine.transforms.{name} instead (in configs: "
-            f'"_target_": "monai_mine.transforms.{name}").',
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module("monai_mine.transforms"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, homes("monai_mine.transforms", MOVED_TO_TRANSFORMS))

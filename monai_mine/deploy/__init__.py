@@ -2,29 +2,27 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""MONAI Deploy adapters: run an exported registration bundle (``model.ts``) as MONAI Deploy reads it.
+"""Deprecated alias of ``monai_mine.apps.deploy`` (the MONAI Deploy adapters), kept for one release.
 
-Without the MONAI Deploy App SDK: :func:`load_registration_bundle` reads the archive's ``extra/metadata.json`` and
-``extra/inference.json`` as the SDK's bundle operator does and registers pairs (float DDF and warped image).
-With it (``pip install monai-deploy-app-sdk``, the ``deploy`` extra): the operators in
-:mod:`monai_mine.deploy.operators` and the application ``python -m monai_mine.deploy.app -i in -o out -m model.ts``.
+``monai_mine.deploy.<name>`` gives the object of its new home with a ``DeprecationWarning``
+(:mod:`monai_mine._deprecated`); this module holds nothing else.
 """
 
 from __future__ import annotations
 
-from monai_mine.deploy.bundle import (
-    RegistrationBundle,
-    WorkingGridRegistration,
-    load_registration_bundle,
-    read_bundle_configs,
-)
-from monai_mine.deploy.images import image_to_metatensor, metatensor_to_image_parts
+from monai_mine._deprecated import homes, moved_names
 
-__all__ = [
-    "RegistrationBundle",
-    "WorkingGridRegistration",
-    "image_to_metatensor",
-    "load_registration_bundle",
-    "metatensor_to_image_parts",
-    "read_bundle_configs",
-]
+MOVED = homes(
+    "monai_mine.apps.deploy",
+    (
+        "image_to_metatensor",
+        "load_registration_bundle",
+        "metatensor_to_image_parts",
+        "read_bundle_configs",
+        "RegistrationBundle",
+        "WorkingGridRegistration",
+    ),
+)
+"""The new home of each name of the old ``monai_mine.deploy``."""
+
+__getattr__ = moved_names(__name__, MOVED)

@@ -13,7 +13,7 @@ import torch
 from monai.utils import convert_to_tensor
 
 from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, IMAGE_KEYS, LABEL_KEYS, MOVING_IMAGE, MOVING_LABEL, TARGET_DDF
-from monai_mine.networks.cascade import StageRecord
+from monai_mine.stages import StageRecord
 
 __all__ = ["RegistrationBatch", "prepare_registration_batch", "split_records"]
 

@@ -22,7 +22,7 @@ from torch.optim import Optimizer
 
 from monai_mine.engines.batch import RegistrationBatch, prepare_registration_batch, split_records
 from monai_mine.losses.objective import RegistrationObjective, RegistrationOutputs
-from monai_mine.networks.cascade import StageRecord
+from monai_mine.stages import StageRecord
 
 __all__ = ["RegistrationTrainer", "loss_and_terms"]
 

@@ -2,62 +2,40 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""MONAI Label adapters: serve and train monai-mine registration bundles from a MONAI Label app.
+"""Deprecated alias of ``monai_mine.apps.label`` (the MONAI Label adapters), kept for one release.
 
-Without MONAI Label: datastore records to datalists (:mod:`monai_mine.label.datastore`), the infer steps around a
-bundle's preprocessing (:mod:`monai_mine.label.pipeline`), the app's bundle folders and the loading of their weights
-(:mod:`monai_mine.label.bundles`), and a studies folder from the demo data (:mod:`monai_mine.label.studies`,
-``python -m monai_mine.label.studies <folder>``). With it (``pip install monailabel``, see docs/label.md):
-:class:`monai_mine.label.infer.RegistrationInferTask`, :class:`monai_mine.label.train.RegistrationTrainTask` and the
-sample app ``sample-apps/monai_mine_registration``.
+``monai_mine.label.<name>`` gives the object of its new home with a ``DeprecationWarning``
+(:mod:`monai_mine._deprecated`); this module holds nothing else.
 """
 
 from __future__ import annotations
 
-from monai_mine.label.bundles import (
-    BundleWeightsError,
-    load_bundle_network,
-    prepare_app_bundles,
-    shipped_weights_warning,
-)
-from monai_mine.label.datastore import (
-    FINAL_LABEL_TAG,
-    FIXED_IMAGE_KEY,
-    bundle_training_overrides,
-    check_moving_image,
-    datastore_records,
-    registration_datalist,
-    resolve_fixed_image,
-    split_records,
-)
-from monai_mine.label.pipeline import (
-    OUTPUTS,
-    PairFromRequestd,
-    WarpMovingd,
-    registration_post_transforms,
-    registration_pre_transforms,
-    registration_result_json,
-    write_registration_outputs,
-)
+from monai_mine._deprecated import homes, moved_names
 
-__all__ = [
-    "BundleWeightsError",
-    "FINAL_LABEL_TAG",
-    "FIXED_IMAGE_KEY",
-    "OUTPUTS",
-    "PairFromRequestd",
-    "WarpMovingd",
-    "bundle_training_overrides",
-    "check_moving_image",
-    "datastore_records",
-    "load_bundle_network",
-    "prepare_app_bundles",
-    "registration_datalist",
-    "registration_post_transforms",
-    "registration_pre_transforms",
-    "registration_result_json",
-    "resolve_fixed_image",
-    "shipped_weights_warning",
-    "split_records",
-    "write_registration_outputs",
-]
+MOVED = homes(
+    "monai_mine.apps.label",
+    (
+        "bundle_training_overrides",
+        "BundleWeightsError",
+        "check_moving_image",
+        "datastore_records",
+        "FINAL_LABEL_TAG",
+        "FIXED_IMAGE_KEY",
+        "load_bundle_network",
+        "OUTPUTS",
+        "PairFromRequestd",
+        "prepare_app_bundles",
+        "registration_datalist",
+        "registration_post_transforms",
+        "registration_pre_transforms",
+        "registration_result_json",
+        "resolve_fixed_image",
+        "shipped_weights_warning",
+        "split_records",
+        "WarpMovingd",
+        "write_registration_outputs",
+    ),
+)
+"""The new home of each name of the old ``monai_mine.label``."""
+
+__getattr__ = moved_names(__name__, MOVED)

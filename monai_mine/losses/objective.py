@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.functional import one_hot
 
 from monai_mine.flows import warp
-from monai_mine.networks.cascade import StageRecord
+from monai_mine.stages import StageRecord
 
 __all__ = [
     "AffineTerm",

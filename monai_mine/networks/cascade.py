@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from math import lcm
 
 import torch
@@ -16,30 +15,9 @@ from torch import nn
 from monai_mine.flows import affine_to_ddf, compose_affine_ddf, compose_affine_params, compose_ddf, warp
 from monai_mine.networks.blocks import check_pair_input
 from monai_mine.networks.contracts import AffineStage, RegistrationStage
+from monai_mine.stages import StageRecord
 
-__all__ = ["RegistrationCascade", "StageRecord"]
-
-
-@dataclass
-class StageRecord:
-    """What one stage of a cascade produced; the losses of training read these.
-
-    Attributes:
-        kind: ``"affine"`` or ``"dense"``.
-        flow: the stage's own DDF, (B, 3, X, Y, Z), between the previously warped moving image and the fixed one.
-        composed_flow: the DDF of all stages so far, (B, 3, X, Y, Z), from the original moving image.
-        warped: the original moving image warped by ``composed_flow``, (B, C, X, Y, Z); ``None`` for the last stage
-            when :meth:`RegistrationCascade.stages` is called with ``warp_last=False``.
-        matrix: ``W`` (B, 3, 3) of an affine stage, else ``None``.
-        translation: ``b`` (B, 3) of an affine stage, else ``None``.
-    """
-
-    kind: str
-    flow: torch.Tensor
-    composed_flow: torch.Tensor
-    warped: torch.Tensor | None
-    matrix: torch.Tensor | None = None
-    translation: torch.Tensor | None = None
+__all__ = ["RegistrationCascade"]
 
 
 class RegistrationCascade(nn.Module):

@@ -2,50 +2,50 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Registration of real image files with a bundle: any size, orientation and spacing, results physically right.
+"""Deprecated alias, kept for one release: the registration of image files is now ``monai_mine.apps.registration``
+and instance optimisation ``monai_mine.optimization``.
 
-:func:`register_files` registers two NIfTI files and writes the warped image, the DDF on the fixed image's grid,
-warped label maps, a Jacobian map and a QC picture; :func:`warp_file` and :func:`jacobian_file` apply and inspect a
-saved DDF; :class:`InstanceOptimizer` refines a DDF on its pair. The geometry (working grid, resampling through
-world coordinates, DDFs across grids) is in :mod:`monai_mine.registration.geometry`.
+``monai_mine.registration.<name>`` gives the object of its new home with a ``DeprecationWarning``
+(:mod:`monai_mine._deprecated`); this module holds nothing else.
 """
 
 from __future__ import annotations
 
-from monai_mine.registration.apply import jacobian_file, warp_file
-from monai_mine.registration.geometry import (
-    Grid,
-    closest_ras_grid,
-    ddf_to_grid,
-    physical_displacement,
-    resample_to_grid,
-    warp_to_grid,
-    working_grid,
-)
-from monai_mine.registration.instance import InstanceOptimization, InstanceOptimizationInferer, InstanceOptimizer
-from monai_mine.registration.io import Volume, load_ddf, load_volume, save_ddf, save_volume
-from monai_mine.registration.register import RegistrationReport, RegistrationResult, register_files, register_volumes
+from monai_mine._deprecated import homes, moved_names
 
-__all__ = [
-    "Grid",
-    "InstanceOptimization",
-    "InstanceOptimizationInferer",
-    "InstanceOptimizer",
-    "RegistrationReport",
-    "RegistrationResult",
-    "Volume",
-    "closest_ras_grid",
-    "ddf_to_grid",
-    "jacobian_file",
-    "load_ddf",
-    "load_volume",
-    "physical_displacement",
-    "register_files",
-    "register_volumes",
-    "resample_to_grid",
-    "save_ddf",
-    "save_volume",
-    "warp_file",
-    "warp_to_grid",
-    "working_grid",
-]
+MOVED = {
+    **homes(
+        "monai_mine.apps.registration",
+        (
+            "closest_ras_grid",
+            "ddf_to_grid",
+            "Grid",
+            "jacobian_file",
+            "load_ddf",
+            "load_volume",
+            "physical_displacement",
+            "register_files",
+            "register_volumes",
+            "RegistrationReport",
+            "RegistrationResult",
+            "resample_to_grid",
+            "save_ddf",
+            "save_volume",
+            "Volume",
+            "warp_file",
+            "warp_to_grid",
+            "working_grid",
+        ),
+    ),
+    **homes(
+        "monai_mine.optimization",
+        (
+            "InstanceOptimization",
+            "InstanceOptimizationInferer",
+            "InstanceOptimizer",
+        ),
+    ),
+}
+"""The new home of each name of the old ``monai_mine.registration``."""
+
+__getattr__ = moved_names(__name__, MOVED)

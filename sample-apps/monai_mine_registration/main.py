@@ -4,7 +4,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """MONAI Label app serving monai-mine registration bundles.
 
-    python -m monai_mine.label.studies demo_studies   # a studies folder from the demo data
+    python -m monai_mine.apps.label.studies demo_studies   # a studies folder from the demo data
     monailabel start_server --app sample-apps/monai_mine_registration --studies demo_studies \
         --conf models vtn_addd,miregnet --host 127.0.0.1 --port 8765
 
@@ -12,7 +12,7 @@
 machine is on, with no authentication); open it to others with ``--host 0.0.0.0`` on a trusted network only.
 
 Bundles are kept in ``model/<name>``, copied from monai-mine's ``bundles/`` on first start and again when the
-repository's copy changed since (see :func:`monai_mine.label.prepare_app_bundles`). Each bundle with weights
+repository's copy changed since (see :func:`monai_mine.apps.label.prepare_app_bundles`). Each bundle with weights
 (``models/model.pt`` or an exported ``models/model.ts``) is an infer model: ``POST /infer/<name>?image=<moving
 id>`` with params ``{"fixed_image": "<fixed id or path>"}`` returns the warped moving image (``"result_image":
 "ddf"`` returns the DDF instead; ``"moving_label"`` adds a warped label map, returned with ``"result_image":
@@ -37,10 +37,10 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
 import monai_mine
-from monai_mine.label import check_moving_image, prepare_app_bundles, resolve_fixed_image
-from monai_mine.label.bundles import BundleWeightsError, load_bundle_network
-from monai_mine.label.infer import RegistrationInferTask
-from monai_mine.label.train import RegistrationTrainTask
+from monai_mine.apps.label import check_moving_image, prepare_app_bundles, resolve_fixed_image
+from monai_mine.apps.label.bundles import BundleWeightsError, load_bundle_network
+from monai_mine.apps.label.infer import RegistrationInferTask
+from monai_mine.apps.label.train import RegistrationTrainTask
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 #
 # Smoke test of the MONAI Label sample app, end to end through its HTTP API:
-#   1. a studies folder from the demo pairs (python -m monai_mine.label.studies) in a temporary folder;
+#   1. a studies folder from the demo pairs (python -m monai_mine.apps.label.studies) in a temporary folder;
 #   2. `monailabel start_server` for that folder on a free port, in the background; wait for /info/;
 #   3. infer moving_000 -> fixed_000 with vtn_addd's shipped weights: the warped image and the DDF (one request
 #      each, chosen with params "result_image"), checked as NIfTI of the expected shapes, plus the result JSON;
@@ -76,7 +76,7 @@ echo "smoke: working in $WORK"
 cd "$REPO"
 
 # 1. studies folder: moving_000, fixed_000, ... with labels/final/
-python -m monai_mine.label.studies "$WORK/studies" --pairs "$PAIRS"
+python -m monai_mine.apps.label.studies "$WORK/studies" --pairs "$PAIRS"
 
 # 2. the server, on a free port, from a copy of the app
 mkdir -p "$WORK/app"

@@ -20,6 +20,9 @@ import pytest
 import torch
 from monai.transforms import LoadImage
 
+from monai_mine.apps.cli import main
+from monai_mine.apps.deploy import load_registration_bundle
+from monai_mine.apps.registration import load_ddf, register_files
 from monai_mine.bundle import (
     ExportedNetwork,
     ModelRecord,
@@ -32,9 +35,6 @@ from monai_mine.bundle import (
     save_weights,
 )
 from monai_mine.bundle.exported import read_export_files
-from monai_mine.cli import main
-from monai_mine.deploy import load_registration_bundle
-from monai_mine.registration import load_ddf, register_files
 from tests.helpers import REPOSITORY, copy_bundle, voxel_blob, write_nifti
 
 TOLERANCE = 1e-4  # voxels, every format (measured: TorchScript and .pt2 0, ONNX Runtime below 1e-5)

@@ -25,8 +25,8 @@ from monai_mine.losses import (
     SimilarityTerm,
     TotalVariationLoss,
 )
-from monai_mine.networks.cascade import StageRecord
 from monai_mine.networks.mine_critic import MINECritic
+from monai_mine.stages import StageRecord
 
 BATCH, SIZE = 2, 8
 

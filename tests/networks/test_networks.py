@@ -20,12 +20,12 @@ from monai_mine.networks import (
     AffineNet,
     MINECritic,
     RegistrationCascade,
-    StageRecord,
     UNetDeformNet,
     VTNDenseNet,
     build_miregnet,
     build_vtn,
 )
+from monai_mine.stages import StageRecord
 
 VTN_LAYOUTS = ("A", "D", "AD", "ADDD", "DA")
 

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from robustness_runs import snapshot
 
+import monai_mine.apps.registration.io
 import monai_mine.io.atomic
-import monai_mine.registration.io
-from monai_mine.cli import main
+from monai_mine.apps.cli import main
 from tests.helpers import smooth_noise, write_nifti
 
 SHAPE = (16, 16, 16)
@@ -112,7 +112,7 @@ def _disk_full(monkeypatch):
         Path(path).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(monai_mine.registration.io.nib, "save", save)
+    monkeypatch.setattr(monai_mine.apps.registration.io.nib, "save", save)
 
 
 def _read_only(monkeypatch):

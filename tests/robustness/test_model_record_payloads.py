@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 
+from monai_mine.apps.cli import main
+from monai_mine.apps.deploy import load_registration_bundle
 from monai_mine.bundle import (
     ModelRecord,
     load_trained_model,
@@ -30,8 +32,6 @@ from monai_mine.bundle import (
 from monai_mine.bundle.export import export_torchscript
 from monai_mine.bundle.exported import RECORD_EXTRA_FILE, load_exported
 from monai_mine.bundle.record_schema import record_digest
-from monai_mine.cli import main
-from monai_mine.deploy import load_registration_bundle
 from monai_mine.io import save_nifti
 from tests.helpers import QUICK
 

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 import torch
 
-import monai_mine.registration.instance
-import monai_mine.registration.io
-import monai_mine.registration.register
-import monai_mine.registration.resources
-from monai_mine.cli import main
+import monai_mine.apps.registration.io
+import monai_mine.apps.registration.register
+import monai_mine.apps.registration.resources
+import monai_mine.optimization.instance
+from monai_mine.apps.cli import main
 from monai_mine.io.lock import lock_path, output_lock
-from monai_mine.registration import InstanceOptimizer
+from monai_mine.optimization import InstanceOptimizer
 from tests.helpers import smooth_noise, write_dicom_series, write_nifti
 
 SHAPE = (16, 16, 16)
@@ -180,7 +180,7 @@ def test_gzip_bomb_is_refused_before_reading(pair, tiny_bundle, monkeypatch, tmp
     header.set_data_dtype(np.float32)
     header.set_sform(np.eye(4), code=1)
     (tmp_path / "bomb.nii.gz").write_bytes(gzip.compress(header.binaryblock + b"\0" * 4 + bytes(1 << 20)))
-    monkeypatch.setattr(monai_mine.registration.io, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(monai_mine.apps.registration.io, "available_memory", lambda: 2**30)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out, moving=tmp_path / "bomb.nii.gz"), monkeypatch)
     _assert_refused(
@@ -238,16 +238,16 @@ def test_instance_optimization_outside_its_bound_is_refused(steps, pair, tiny_bu
 
 
 def test_instance_optimization_reports_progress(monkeypatch, caplog):
-    monkeypatch.setattr(monai_mine.registration.instance, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(monai_mine.optimization.instance, "PROGRESS_EVERY", 2)
     images = torch.rand(2, 1, 1, 8, 8, 8)
-    with caplog.at_level(logging.INFO, logger="monai_mine.registration.instance"):
+    with caplog.at_level(logging.INFO, logger="monai_mine.optimization.instance"):
         InstanceOptimizer(steps=5, levels=(8,))(images[0], images[1])
     steps = [record.getMessage().split(": ")[1].split(",")[0] for record in caplog.records]
     assert steps == ["step 2 of 5", "step 4 of 5"]
 
 
 def test_registration_beyond_the_available_memory_is_refused(pair, tiny_bundle, monkeypatch, tmp_path):
-    monkeypatch.setattr(monai_mine.registration.resources, "available_memory", lambda: 100 * 2**20)
+    monkeypatch.setattr(monai_mine.apps.registration.resources, "available_memory", lambda: 100 * 2**20)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out), monkeypatch)
     _assert_refused(
@@ -262,7 +262,7 @@ def test_running_out_of_memory_is_named(pair, tiny_bundle, monkeypatch, tmp_path
     def exhausted(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 15000000000 bytes.")
 
-    monkeypatch.setattr(monai_mine.registration.register, "register_volumes", exhausted)
+    monkeypatch.setattr(monai_mine.apps.registration.register, "register_volumes", exhausted)
     out = tmp_path / "out"
     message = _run(_register(pair, tiny_bundle, out), monkeypatch)
     _assert_refused(
@@ -311,7 +311,7 @@ def test_sigterm_mid_run_leaves_no_partial_output(pair, tiny_bundle, monkeypatch
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM did not stop the run")
 
-    monkeypatch.setattr(monai_mine.registration.register, "register_volumes", terminated)
+    monkeypatch.setattr(monai_mine.apps.registration.register, "register_volumes", terminated)
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["monai-mine", *map(str, _register(pair, tiny_bundle, out))])
     with pytest.raises(SystemExit, match="monai-mine: stopped by signal SIGTERM"):

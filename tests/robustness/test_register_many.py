@@ -1,5 +1,5 @@
-"""``monai-mine register`` as a user waits for it: ``import monai_mine.cli`` pulls neither torch nor MONAI, the wall
-time is broken down by stage (``--timings``), and many pairs (a datalist or folders) run in one process with one
+"""``monai-mine register`` as a user waits for it: ``import monai_mine.apps.cli`` pulls neither torch nor MONAI, the
+wall time is broken down by stage (``--timings``), and many pairs (a datalist or folders) run in one process with one
 model load, one output folder per pair and a progress line per pair."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import monai_mine.bundle
-from monai_mine.cli import register
-from monai_mine.registration import register_files
-from monai_mine.registration.many import pairs_from_datalist, pairs_from_folders, register_pairs
+from monai_mine.apps.cli import register
+from monai_mine.apps.registration import register_files
+from monai_mine.apps.registration.many import pairs_from_datalist, pairs_from_folders, register_pairs
 from monai_mine.timing import REGISTER_STAGES, StageTimer
 from tests.helpers import smooth_noise, write_nifti
 
@@ -39,7 +39,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_importing_the_command_line_pulls_neither_torch_nor_monai():
-    code = f"import sys, monai_mine.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    code = f"import sys, monai_mine.apps.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     code = "import monai_mine; print(monai_mine.losses.MINELoss.__module__, monai_mine.__version__)"
@@ -112,7 +112,7 @@ def test_many_pairs_load_the_model_once_and_write_a_folder_each(folders, tiny_bu
         return original(*args, **kwargs)
 
     monkeypatch.setattr(monai_mine.bundle, "load_trained_model", counted)
-    with caplog.at_level("INFO", logger="monai_mine.registration"):
+    with caplog.at_level("INFO", logger="monai_mine.apps.registration"):
         out = register(bundle=str(tiny_bundle), out=str(tmp_path / "out"), datalist=str(datalist))
     assert len(loads) == 1 and "registered 2 pairs" in out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000_b", "001_c"]
