@@ -7,8 +7,15 @@ import struct
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from scipy import ndimage
 
 from monai_mine.visualize import (
+    _FRAME_RGB,
+    FOLD_COLOR,
+    GRID_COLOR,
+    QC_COLUMNS,
+    _rgb,
     checkerboard,
     new_figure,
     qc_figure,
@@ -107,16 +114,76 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", header[16:24])
 
 
-def test_qc_figure_writes_one_png_atomically(tmp_path):
-    rng = np.random.default_rng(0)
-    fixed = rng.random(SHAPE)
-    ddf = rng.normal(0.0, 0.5, (3, *SHAPE))
-    path = qc_figure(fixed, np.roll(fixed, 1, 0), fixed, ddf, np.ones(SHAPE), tmp_path / "qc.png", spacing=(1, 1, 2))
-    assert png_size(path) == (int(7 * 2.2 * 100), int(3 * 2.2 * 100))  # 7 columns x 3 views
+def panel_boxes(picture: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of the inside of every framed panel, row by row (text is too small to count)."""
+    components, _ = ndimage.label((picture == _FRAME_RGB).all(-1), structure=np.ones((3, 3)))
+    boxes = [
+        (r.start + 1, c.start + 1, r.stop - r.start - 2, c.stop - c.start - 2)
+        for r, c in ndimage.find_objects(components)
+    ]
+    return sorted(box for box in boxes if min(box[2:]) > 20)
+
+
+def qc_inputs() -> tuple[np.ndarray, ...]:
+    """Binary images (grey values that no frame has): fixed bright for x < 6, moving one voxel further; warped =
+    fixed; a smooth DDF; a Jacobian with a folded 2^3 block through the middle slices."""
+    fixed = np.zeros(SHAPE)
+    fixed[:6] = 1.0
+    ddf = np.zeros((3, *SHAPE))
+    ddf[0] = 0.5 * np.sin(np.arange(SHAPE[1]) / 2.0)[None, :, None]
+    jacobian = np.ones(SHAPE)
+    jacobian[5:7, 4:6, 3:5] = -1.0
+    return fixed, np.roll(fixed, 1, 0), fixed, ddf, jacobian
+
+
+def test_qc_figure_draws_every_column_at_true_proportions(tmp_path):
+    path = qc_figure(*qc_inputs(), tmp_path / "qc.png", spacing=(1, 1, 2), title="a -> b")
     assert [p.name for p in tmp_path.iterdir()] == ["qc.png"]  # no temporary file left
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    boxes = panel_boxes(picture)
+    assert len(boxes) == 3 * len(QC_COLUMNS)
+    rows = [boxes[k : k + len(QC_COLUMNS)] for k in range(0, len(boxes), len(QC_COLUMNS))]
+    # mm extents x 12, y 10, z 16: the longest side (z) is 2 inches at 100 dpi, the others in proportion
+    for row, (height, width) in zip(rows, [(125, 150), (200, 150), (200, 125)]):  # axial, coronal, sagittal
+        assert {box[0] for box in row} == {row[0][0]} and all(box[2:] == (height, width) for box in row)
+
+    def panel(row: int, column: str) -> np.ndarray:
+        top, left, height, width = rows[row][QC_COLUMNS.index(column)]
+        return picture[top : top + height, left : left + width]
+
+    fixed, moving = panel(0, "fixed"), panel(0, "moving")  # axial: x across, 12.5 pixels a voxel
+    assert (fixed[:, :75] == 255).all() and (fixed[:, 75:] == 0).all()  # bright for x < 6
+    assert (moving[:, 13:87] == 255).all() and (moving[:, 88:] == 0).all()  # moving: x in [1, 7)
+    assert (panel(2, "fixed") == 0).all()  # sagittal: the middle slice x = 6 is dark
+    for row in range(3):
+        for column in QC_COLUMNS:
+            image = panel(row, column)
+            folds = (image == _rgb(FOLD_COLOR)).all(-1).sum()
+            lines = (image == _rgb(GRID_COLOR)).all(-1).sum()
+            assert (folds > 0) == (column == "Jacobian det") and (lines > 0) == (column == "grid"), (row, column)
+    # one view: its longest side (x, 12 mm) is the 2 inches, 100 pixels at 50 dpi
+    small = qc_figure(*qc_inputs(), tmp_path / "small.png", spacing=(1, 1, 2), views=("axial",), dpi=50)
+    assert [box[2:] for box in panel_boxes(np.asarray(Image.open(small).convert("RGB")))] == [(83, 100)] * 7
+
+
+def test_qc_figure_refuses_bad_inputs_with_a_message(tmp_path):
+    fixed, moving, warped, ddf, jacobian = qc_inputs()
+    bad = tmp_path / "bad.png"
     with pytest.raises(ValueError, match=r"every input on one grid"):
-        qc_figure(fixed, fixed, fixed, ddf[:, :-1], np.ones(SHAPE), tmp_path / "bad.png")
+        qc_figure(fixed, moving, warped, ddf[:, :-1], jacobian, bad)
     with pytest.raises(ValueError, match=r"ddf must be a DDF of shape \(3, X, Y, Z\)"):
-        qc_figure(fixed, fixed, fixed, ddf[:2], np.ones(SHAPE), tmp_path / "bad.png")
+        qc_figure(fixed, moving, warped, ddf[:2], jacobian, bad)
+    with pytest.raises(ValueError, match=r"spacing must be 3 positive voxel sizes in mm, got \(1.0, 1.0\)"):
+        qc_figure(fixed, moving, warped, ddf, jacobian, bad, spacing=(1, 1))
+    with pytest.raises(ValueError, match=r"spacing must be 3 positive"):
+        qc_figure(fixed, moving, warped, ddf, jacobian, bad, spacing=(1, 0, 1))
+    with pytest.raises(ValueError, match=r"at least one view"):
+        qc_figure(fixed, moving, warped, ddf, jacobian, bad, views=())
+    with pytest.raises(ValueError, match=r"view must be one of"):
+        qc_figure(fixed, moving, warped, ddf, jacobian, bad, views=("oblique",))
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_figure_writes_the_figure_at_its_dpi(tmp_path):
     figure, _ = new_figure(1, 1)
     assert png_size(save_figure(figure, tmp_path / "one.png", dpi=50)) == (110, 110)

@@ -260,6 +260,7 @@ def register(
     datalist: str | None = None,
     split: str = "test",
     timings: bool = False,
+    qc: bool = True,
 ) -> str:
     """Register a moving image to a fixed one (NIfTI, MetaImage, NRRD, MGZ, DICOM folder; any grid) with a bundle.
 
@@ -271,7 +272,8 @@ def register(
     Writes the folder ``out`` as a whole (refused if it holds earlier results, unless ``overwrite``), on the fixed
     image's grid with its affine: ``warped.nii.gz``; ``ddf.nii.gz``, an
     (X, Y, Z, 1, 3) vector NIfTI in fixed voxels (``warped(x) = moving(x + ddf(x))`` with the moving image resampled
-    onto the fixed grid); ``warped_<label>.nii.gz`` per moving label map; ``jacobian.nii.gz``; ``qc.png``. The
+    onto the fixed grid); ``warped_<label>.nii.gz`` per moving label map; ``jacobian.nii.gz``; ``qc.png`` (unless
+    ``--noqc``). The
     warped image and labels take the fixed image's format (.mha, .nrrd, .mgz, .nii; NIfTI for a DICOM folder).
 
     Args:
@@ -297,6 +299,7 @@ def register(
         timings: print where the wall time went, from process start: imports, config parsing, model build and
             weight load, reading, resampling, network, instance optimisation, full-resolution warping, Jacobian, QC
             figure, writing.
+        qc: draw the quality-control figure qc.png (--noqc: skip it).
 
     Returns:
         timings, Jacobian statistics and the output folder.
@@ -324,6 +327,7 @@ def register(
             "overwrite": bool(overwrite),
             "model": None if model is None else str(model),
             "timer": timer,
+            "qc": bool(qc),
         }
         many = datalist is not None or Path(str(moving)).is_dir() and not _is_dicom_folder(Path(str(moving)))
         if many:

@@ -20,10 +20,11 @@ to (composed with) the DDF at the input resolution, so the network's fine detail
 moving image is warped at a level.
 
 Never worse than the start: each level keeps each pair's best iterate (the level's start included), a step that
-raises a pair's objective above the level's start is taken half back with half the step size from then on (Adam's
-first step moves every unknown by about the learning rate whatever the gradient, and overshoots a start that is
-already good), and the result is judged against the start on the finest level optimised, keeping the start where
-the levels together made it worse (not with a similarity that trains along, whose objective changes as it trains).
+raises a pair's objective above the level's start is taken half back and the pair's step size halved, doubling back
+to the full step with each step that does not (Adam's first step moves every unknown by about the learning rate
+whatever the gradient, and overshoots a start that is already good), and the result is judged against the start on
+the finest level optimised, keeping the start where the levels together made it worse (not with a similarity that
+trains along, whose objective changes as it trains).
 
 Displacements are in voxels of the grid they live on (``docs/design.md`` section 2); the diffusion term is
 :class:`~monai_mine.losses.TotalVariationLoss` (squared forward differences), which is the same for a smooth
@@ -347,8 +348,10 @@ class InstanceOptimizer:
 
         A step that leaves a pair's objective above its start (an overshoot: Adam's first steps move every unknown
         by about the learning rate, whatever the gradient's size) is taken half back, a backtracking line search
-        along the step: that pair's unknowns move half way to its best iterate, and its steps are halved from then
-        on. Pairs are independent, as if each were alone (Adam's update is element by element)."""
+        along the step: that pair's unknowns move half way to its best iterate and its step size is halved; each
+        later step that does not overshoot doubles it back, up to Adam's full step (a step size halved for good
+        cost 0.026 mono Dice at the ``accurate`` preset). Pairs are independent, as if each were alone (Adam's update
+        is element by element)."""
         batch = base.shape[0]
         parameter = base.new_zeros((batch, 3, *unknowns), requires_grad=True)
         best_parameter = parameter.detach().clone()
@@ -394,6 +397,7 @@ class InstanceOptimizer:
                                 parameter[index] = 0.5 * (previous[index] + best_parameter[index])
                             elif scale[index] < 1.0:
                                 parameter[index] = previous[index] + scale[index] * (parameter[index] - previous[index])
+                                scale[index] = min(1.0, 2.0 * scale[index])
         return self._correction(best_parameter), float(first.mean()), float(best.mean())
 
 

@@ -106,6 +106,18 @@ def test_register_warp_and_jacobian_commands(tmp_path, monkeypatch, capsys):
         np.testing.assert_allclose(nib.load(out / f"{name}.nii.gz").affine, fixed.affine, atol=1e-6)
     assert nib.load(out / "ddf.nii.gz").shape == (40, 40, 30, 1, 3)
     assert set(np.unique(np.asarray(nib.load(out / "warped_halo.nii.gz").dataobj))) <= {0, 7}
+    # --noqc: the same registration without the figure
+    run_main(
+        monkeypatch, "register", "--fixed", str(files["fixed"]), "--moving", str(files["moving"]),
+        "--bundle", str(REPOSITORY / "bundles" / "vtn_addd"), "--checkpoint", str(tmp_path / "untrained.pt"),
+        "--out", str(tmp_path / "no_figure"), "--noqc",
+    )  # fmt: skip
+    assert "registered in" in capsys.readouterr().out
+    written = sorted(p.name for p in (tmp_path / "no_figure").iterdir())
+    assert written == ["ddf.nii.gz", "jacobian.nii.gz", "warped.nii.gz"]
+    np.testing.assert_array_equal(
+        nib.load(tmp_path / "no_figure" / "ddf.nii.gz").get_fdata(), nib.load(out / "ddf.nii.gz").get_fdata()
+    )
 
     run_main(monkeypatch, "warp", "--image", str(files["halo"]), "--ddf", str(out / "ddf.nii.gz"),
              "--out", str(tmp_path / "halo_again.nii.gz"), "--label", "true")  # fmt: skip

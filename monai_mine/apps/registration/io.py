@@ -33,6 +33,7 @@ from monai_mine.apps.registration.geometry import Grid
 from monai_mine.apps.registration.resources import available_memory, gib
 from monai_mine.io.atomic import atomic_output
 from monai_mine.io.formats import output_suffix
+from monai_mine.io.nifti import write_nifti
 
 __all__ = [
     "DDF_DESCRIPTION",
@@ -339,12 +340,12 @@ def _write(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
 
             staging = temporary.with_name(f"{temporary.name}.nii")
             try:
-                nib.save(image, staging)
+                write_nifti(image, staging)
                 itk.imwrite(itk.imread(os.fspath(staging)), os.fspath(temporary))
             finally:
                 staging.unlink(missing_ok=True)
         else:
-            nib.save(image, temporary)
+            write_nifti(image, temporary)
     return path
 
 

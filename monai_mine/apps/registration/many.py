@@ -125,6 +125,7 @@ def register_pairs(
     overwrite: bool = False,
     model: str | os.PathLike | None = None,
     timer=None,
+    qc: bool = True,
 ) -> list:
     """Register every pair with one loaded bundle into ``out_dir/<pair name>/`` (each folder written as a whole, as
     :func:`~monai_mine.apps.registration.register.register_files` writes one), printing a progress line per pair.
@@ -133,7 +134,7 @@ def register_pairs(
         pairs: the pairs (:func:`pairs_from_datalist`, :func:`pairs_from_folders`).
         bundle: a bundle folder or a loaded :class:`~monai_mine.bundle.TrainedModel`.
         out_dir: the folder of the pairs' output folders (created).
-        checkpoint, instance_optimization, device, assume_affine, overwrite, model: as for ``register_files``.
+        checkpoint, instance_optimization, device, assume_affine, overwrite, model, qc: as for ``register_files``.
         timer: a :class:`~monai_mine.timing.StageTimer` to add every stage of every pair to.
 
     Returns:
@@ -173,6 +174,7 @@ def register_pairs(
                 assume_affine=assume_affine,
                 overwrite=overwrite,
                 timer=timer,
+                qc=qc,
             )
         except (ValueError, FileNotFoundError, MemoryError) as error:
             raise type(error)(

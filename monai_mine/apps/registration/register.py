@@ -228,7 +228,7 @@ class RegistrationReport:
             image on the fixed grid.
         ddf: ``ddf.nii.gz``, (X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels, the fixed image's affine.
         jacobian: ``jacobian.nii.gz``, the Jacobian determinant of ``x + ddf(x)``.
-        qc: ``qc.png``, the quality-control figure.
+        qc: ``qc.png``, the quality-control figure, or ``None`` when not drawn.
         warped_labels: ``warped_<label name>.nii.gz`` per moving label map, in the order given.
         runtime_s: registration wall time (see :class:`RegistrationResult`).
         network_s: the network's wall time.
@@ -245,7 +245,7 @@ class RegistrationReport:
     warped: Path
     ddf: Path
     jacobian: Path
-    qc: Path
+    qc: Path | None
     warped_labels: list[Path] = field(default_factory=list)
     runtime_s: float = 0.0
     network_s: float = 0.0
@@ -274,7 +274,7 @@ class RegistrationReport:
         return (
             f"WARNING: the DDF folds {self.folding_percent:.2f} % of the fixed voxels (Jacobian determinant <= 0), "
             f"above {FOLDING_WARNING_PERCENT:g} %: the warped image and labels are not a one-to-one mapping there "
-            f"(see jacobian.nii.gz and qc.png); try {remedy}."
+            f"(see jacobian.nii.gz{' and qc.png' if self.qc else ''}); try {remedy}."
         )
 
     def summary(self) -> str:
@@ -298,14 +298,15 @@ class RegistrationReport:
 
 
 def _output_paths(
-    out_dir: Path, label_paths: Sequence[str], inputs: Sequence[str], suffix: str = ".nii.gz"
+    out_dir: Path, label_paths: Sequence[str], inputs: Sequence[str], suffix: str = ".nii.gz", qc: bool = True
 ) -> dict[str, Path]:
     paths = {
         "warped": out_dir / f"warped{suffix}",
         "ddf": out_dir / "ddf.nii.gz",
         "jacobian": out_dir / "jacobian.nii.gz",
     }
-    paths["qc"] = out_dir / "qc.png"
+    if qc:
+        paths["qc"] = out_dir / "qc.png"
     for index, label in enumerate(label_paths):
         paths[f"label{index}"] = out_dir / f"warped_{strip_suffix(Path(label).name)}{suffix}"
     names = [path.name for path in paths.values()]
@@ -339,6 +340,7 @@ def register_files(
     overwrite: bool = False,
     model: str | os.PathLike | None = None,
     timer: StageTimer | None = None,
+    qc: bool = True,
 ) -> RegistrationReport:
     """Register two image files with a bundle and write the results on the fixed image's grid.
 
@@ -347,7 +349,8 @@ def register_files(
     moving image resampled once), ``ddf.nii.gz`` ((X, Y, Z, 1, 3) VECTOR NIfTI in fixed voxels,
     ``warped(x) = moving(x + ddf(x))`` with the moving image on the fixed grid; in mm it is ``L_F ddf`` with
     ``L_F`` the linear part of the fixed affine, see :func:`~monai_mine.apps.registration.physical_displacement`),
-    ``warped_<label>.nii.gz`` for each moving label map, ``jacobian.nii.gz`` and ``qc.png``. All outputs carry the
+    ``warped_<label>.nii.gz`` for each moving label map, ``jacobian.nii.gz`` and ``qc.png`` (unless ``qc`` is
+    false). All outputs carry the
     fixed image's affine; the warped image and labels are written in the fixed image's own format (``.mha``,
     ``.nrrd``, ``.mgz``, ``.nii``; NIfTI for a DICOM series folder), the DDF and Jacobian always as NIfTI.
 
@@ -373,6 +376,7 @@ def register_files(
             (:func:`~monai_mine.bundle.load_trained_model` with ``model``).
         timer: where to add the wall time of each stage (:data:`~monai_mine.timing.REGISTER_STAGES`); the
             report's ``timings`` hold this call's stages either way.
+        qc: draw the quality-control figure ``qc.png`` (:func:`~monai_mine.visualize.qc_figure`).
 
     Returns:
         a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
@@ -388,7 +392,7 @@ def register_files(
     label_paths = [os.fspath(path) for path in moving_labels]
     out_dir = Path(out_dir)
     inputs = [os.fspath(fixed), os.fspath(moving), *label_paths]
-    paths = _output_paths(out_dir, label_paths, inputs, output_suffix(fixed))
+    paths = _output_paths(out_dir, label_paths, inputs, output_suffix(fixed), qc)
     if not isinstance(bundle, TrainedModel):
         device = check_device(device)
     stages = StageTimer()
@@ -422,8 +426,9 @@ def register_files(
             save_volume(jacobian, staged["jacobian"], fixed_volume)
             for index, warped_label in enumerate(result.warped_labels):
                 save_volume(warped_label, staged[f"label{index}"], fixed_volume)
-        with stages.stage("QC figure"):
-            _write_qc(fixed_volume, moving_volume, result, jacobian, staged["qc"])
+        if qc:
+            with stages.stage("QC figure"):
+                _write_qc(fixed_volume, moving_volume, result, jacobian, staged["qc"])
         finishing = device_clock(torch.device("cpu"))
     stages.add("writing", device_clock(torch.device("cpu")) - finishing)  # the folder renamed into place
     written_labels = [paths[f"label{index}"] for index in range(len(result.warped_labels))]
@@ -432,7 +437,7 @@ def register_files(
         warped=paths["warped"],
         ddf=paths["ddf"],
         jacobian=paths["jacobian"],
-        qc=paths["qc"],
+        qc=paths.get("qc"),
         warped_labels=written_labels,
         runtime_s=result.runtime_s,
         network_s=result.network_s,
@@ -467,7 +472,7 @@ def _out_of_memory(what: str) -> Iterator[None]:
 
 QC_VOXELS = 192
 """The QC figure is drawn from every n-th voxel, so that at most this many remain along the fixed image's longest
-axis (about a panel's 220 pixels): drawing a 512^3 image costs what a 171^3 one does."""
+axis (about a panel's 200 pixels): drawing a 512^3 image costs what a 171^3 one does."""
 
 
 def _write_qc(fixed: Volume, moving: Volume, result: RegistrationResult, jacobian: torch.Tensor, path: Path) -> None:

@@ -194,6 +194,18 @@ def test_a_result_folder_is_replaced_whole_and_only_with_overwrite(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_the_qc_figure_is_optional(tmp_path):
+    fixed, moving = fixed_volume(), moving_volume()
+    fixed_path = write_nifti(tmp_path / "fixed.nii.gz", fixed.data, fixed.affine)
+    moving_path = write_nifti(tmp_path / "moving.nii.gz", moving.data, moving.affine)
+    model, out = TrainedModel(CentreOfMassNet(), SIZE), tmp_path / "out"
+    report = register_files(fixed_path, moving_path, model, out, qc=False)
+    assert report.qc is None and "QC figure" not in report.timings
+    assert sorted(path.name for path in out.iterdir()) == ["ddf.nii.gz", "jacobian.nii.gz", "warped.nii.gz"]
+    report = register_files(fixed_path, moving_path, model, out, overwrite=True)  # the figure added on a rerun
+    assert report.qc == out / "qc.png" and report.qc.is_file() and report.timings["QC figure"] > 0
+
+
 def test_a_failed_registration_leaves_no_folder(tmp_path, monkeypatch):
     fixed, moving = fixed_volume(), moving_volume()
     fixed_path = write_nifti(tmp_path / "fixed.nii.gz", fixed.data, fixed.affine)
