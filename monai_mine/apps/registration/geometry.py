@@ -231,11 +231,53 @@ def ddf_to_grid(ddf: torch.Tensor, source: Grid, target: Grid) -> torch.Tensor:
     components = np.linalg.inv(target.affine[:3, :3]) @ source.affine[:3, :3]  # source voxels -> target voxels
     rotate = torch.as_tensor(components, dtype=torch.float64, device=ddf.device)
     out = torch.empty((3, *target.shape), dtype=torch.float32, device=ddf.device)
+    aligned = _box_to_box(index_map, source.shape, target.shape)
+    if aligned is not None:  # e.g. the working grid's DDF to the fixed grid: separable, no point list
+        axes, flipped = aligned
+        moved = ddf.float().permute(0, *(axis + 1 for axis in axes)).flip([axis + 1 for axis in flipped])
+        resized = F.interpolate(moved[None], size=tuple(target.shape), mode="trilinear", align_corners=False)[0]
+        for rows in _slabs(target.shape):
+            out[:, rows] = torch.einsum("ij,j...->i...", rotate, resized[:, rows].to(torch.float64)).float()
+        return out
     for rows in _slabs(target.shape):
         points = _apply(index_map, _voxel_points(target.shape, rows, ddf.device))
         displacement = sample_points(ddf.float(), points).to(torch.float64)  # (3, x, Y, Z) source voxels
         out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement).float()
     return out
+
+
+def _box_to_box(
+    index_map: np.ndarray, source_shape: Sequence[int], target_shape: Sequence[int]
+) -> tuple[list[int], list[int]] | None:
+    """Whether target voxels map to source voxels box to box, axis by axis (as :func:`working_grid` and MONAI's
+    ``Resized`` with ``align_corners=False`` map them), up to a permutation and flips of the target's axes.
+
+    Args:
+        index_map: 4x4, target voxel indices to source voxel indices.
+        source_shape: the source grid's shape.
+        target_shape: the target grid's shape.
+
+    Returns:
+        ``(axes, flipped)``: target axis ``i`` runs along source axis ``axes[i]``, reversed for the target axes
+        in ``flipped`` (after the permutation); ``None`` when the map is not of that kind.
+    """
+    linear, offset = index_map[:3, :3], index_map[:3, 3]
+    axes = [int(np.argmax(np.abs(linear[:, i]))) for i in range(3)]
+    if sorted(axes) != [0, 1, 2]:
+        return None
+    flipped = []
+    for i, axis in enumerate(axes):
+        column = np.delete(linear[:, i], axis)
+        scale = source_shape[axis] / target_shape[i]
+        sign = float(np.sign(linear[axis, i]))
+        start = (scale - 1.0) / 2.0 if sign > 0 else source_shape[axis] - 1.0 - (scale - 1.0) / 2.0
+        if np.abs(column).max() > 1e-9 or abs(linear[axis, i] - sign * scale) > 1e-9 * scale:
+            return None
+        if abs(offset[axis] - start) > 1e-6:
+            return None
+        if sign < 0:
+            flipped.append(i)
+    return axes, flipped
 
 
 def warp_to_grid(

@@ -95,6 +95,18 @@ def test_ddf_to_grid_keeps_the_world_displacement():
     np.testing.assert_allclose(physical.reshape(3, -1).numpy().mean(1), world, atol=1e-5)
 
 
+@pytest.mark.parametrize("axcodes", ["RAS", "LPS", "PIR"])
+def test_ddf_to_grid_from_the_working_grid_equals_sampling_through_world_points(axcodes):
+    # the working grid's DDF reaches the fixed grid by separable resizing (box to box, axes permuted and flipped);
+    # it must equal the general path: each component sampled at the world points, then in the fixed grid's voxels
+    fixed = Grid((23, 17, 20), grid_affine((1.2, 0.9, 1.6), (3.0, -2.0, 1.0), axcodes))
+    working = working_grid(fixed, 8)
+    ddf = torch.randn(3, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    components = np.linalg.inv(fixed.affine[:3, :3]) @ working.affine[:3, :3]
+    expected = np.einsum("ij,j...->i...", components, resample_to_grid(ddf, working, fixed).double().numpy())
+    np.testing.assert_allclose(ddf_to_grid(ddf, working, fixed).numpy(), expected, atol=1e-5)
+
+
 def test_warp_on_own_grid_equals_flows_warp():
     grid = Grid((12, 10, 11), grid_affine((1.3, 0.8, 2.0), (4.0, -1.0, 0.0), "LPS"))
     torch.manual_seed(0)
