@@ -123,7 +123,8 @@ def learn2reg_export(
     from monai_mine.apps.learn2reg import export_learn2reg
 
     with _user_errors("learn2reg-export"):
-        written = export_learn2reg(dataset, ddf_dir, out_dir, split=split, pattern=pattern, overwrite=bool(overwrite))
+        overwrite = _switch(overwrite, "overwrite")
+        written = export_learn2reg(dataset, ddf_dir, out_dir, split=split, pattern=pattern, overwrite=overwrite)
     return f"{len(written)} Learn2Reg displacement file(s) written to {Path(out_dir).resolve()}"
 
 
@@ -145,6 +146,7 @@ def learn2reg_evaluate(
     from monai_mine.apps.learn2reg import LEARN2REG_METRICS, evaluate_learn2reg
 
     with _user_errors("learn2reg-evaluate"):
+        masked = _switch(masked, "masked")
         results = evaluate_learn2reg(dataset, displacement_dir, split=split, out=out or None, masked=masked)
     lines = [f"{results['name']} {split}: {results['num_pairs']} pair(s)"]
     for metric, values in results["aggregates"].items():
@@ -191,6 +193,21 @@ def _stop_on_sigterm() -> None:
         raise SystemExit(f"monai-mine: stopped by signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, stop)
+
+
+SWITCH_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+"""What an on/off flag accepts besides fire's own ``--name``/``--noname`` (any case)."""
+
+
+def _switch(value: object, flag: str) -> bool:
+    """An on/off flag's value: ``True``/``False`` (``--name``, ``--noname``, ``--name True``) or a word of
+    :data:`SWITCH_WORDS` (fire passes ``--name false`` on as the text ``"false"``, which ``bool()`` reads as on)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in SWITCH_WORDS:
+        return SWITCH_WORDS[word]
+    raise ValueError(f"--{flag} takes true or false (or --{flag} / --no{flag}), got {value!r}.")
 
 
 def _paths(value: str | Sequence[str] | None) -> list[str]:
@@ -299,7 +316,7 @@ def register(
         timings: print where the wall time went, from process start: imports, config parsing, model build and
             weight load, reading, resampling, network, instance optimisation, full-resolution warping, Jacobian, QC
             figure, writing.
-        qc: draw the quality-control figure qc.png (--noqc: skip it).
+        qc: draw the quality-control figure qc.png (--noqc or --qc false: skip it).
 
     Returns:
         timings, Jacobian statistics and the output folder.
@@ -316,6 +333,7 @@ def register(
             raise ValueError(
                 "register needs --bundle, --out and either --fixed and --moving (images or folders) or --datalist."
             )
+        timings = _switch(timings, "timings")
         with timer.stage("imports (torch, MONAI, monai_mine)"):
             from monai_mine.apps.registration import register_files
             from monai_mine.apps.registration.many import pairs_from_datalist, pairs_from_folders, register_pairs
@@ -323,11 +341,11 @@ def register(
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "instance_optimization": instance_optimization,
             "device": device,
-            "assume_affine": bool(assume_affine),
-            "overwrite": bool(overwrite),
+            "assume_affine": _switch(assume_affine, "assume_affine"),
+            "overwrite": _switch(overwrite, "overwrite"),
             "model": None if model is None else str(model),
             "timer": timer,
-            "qc": bool(qc),
+            "qc": _switch(qc, "qc"),
         }
         many = datalist is not None or Path(str(moving)).is_dir() and not _is_dicom_folder(Path(str(moving)))
         if many:
@@ -421,7 +439,7 @@ def warp(image: str, ddf: str, out: str, label: bool = False, device: str = "cpu
     from monai_mine.apps.registration import warp_file
 
     with _user_errors("warp"):
-        return warp_file(str(image), str(ddf), str(out), label=bool(label), device=device).summary()
+        return warp_file(str(image), str(ddf), str(out), label=_switch(label, "label"), device=device).summary()
 
 
 def jacobian(ddf: str, out: str, device: str = "cpu") -> str:

@@ -106,11 +106,11 @@ def test_register_warp_and_jacobian_commands(tmp_path, monkeypatch, capsys):
         np.testing.assert_allclose(nib.load(out / f"{name}.nii.gz").affine, fixed.affine, atol=1e-6)
     assert nib.load(out / "ddf.nii.gz").shape == (40, 40, 30, 1, 3)
     assert set(np.unique(np.asarray(nib.load(out / "warped_halo.nii.gz").dataobj))) <= {0, 7}
-    # --noqc: the same registration without the figure
+    # --qc false (fire passes the text "false" on): the same registration without the figure
     run_main(
         monkeypatch, "register", "--fixed", str(files["fixed"]), "--moving", str(files["moving"]),
         "--bundle", str(REPOSITORY / "bundles" / "vtn_addd"), "--checkpoint", str(tmp_path / "untrained.pt"),
-        "--out", str(tmp_path / "no_figure"), "--noqc",
+        "--out", str(tmp_path / "no_figure"), "--qc", "false",
     )  # fmt: skip
     assert "registered in" in capsys.readouterr().out
     written = sorted(p.name for p in (tmp_path / "no_figure").iterdir())
@@ -146,8 +146,11 @@ def test_register_warp_and_jacobian_commands(tmp_path, monkeypatch, capsys):
         (["register", "--fixed", "{tmp}/fixed.nii.gz", "--moving", "{tmp}/slice.nii.gz", "--bundle",
           "{repo}/bundles/vtn_addd", "--out", "{tmp}/out"],
          "moving image {tmp}/slice.nii.gz has shape (40, 40); expected a 3D volume"),
+        (["register", "--fixed", "{tmp}/fixed.nii.gz", "--moving", "{tmp}/moving.nii.gz", "--bundle",
+          "{repo}/bundles/vtn_addd", "--out", "{tmp}/out", "--overwrite", "maybe"],
+         "--overwrite takes true or false (or --overwrite / --nooverwrite), got 'maybe'"),
     ],
-    ids=["missing-ddf", "image-as-ddf", "other-variant", "2d-moving"],
+    ids=["missing-ddf", "image-as-ddf", "other-variant", "2d-moving", "unclear-switch"],
 )  # fmt: skip
 def test_command_errors_name_the_file(tmp_path, monkeypatch, argv, message):
     """Bad input ends the command with exit status 1 and one line naming the file (SystemExit with a message)."""
