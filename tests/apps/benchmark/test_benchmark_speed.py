@@ -51,6 +51,8 @@ def test_smoke_run_writes_table_json_and_report(tmp_path, capsys):
     register = {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": 128}
     alone, refined = register | {"instance_optimization": 0}, register | {"instance_optimization": "fast"}
     assert merge_rows([alone], [refined]) == [alone, refined]  # the network alone and a preset are two rows
+    no_figure = alone | {"qc": False}
+    assert merge_rows([alone, no_figure], [alone | {"qc": True}]) == [alone | {"qc": True}, no_figure]
     stored = json.loads((tmp_path / "speed.json").read_text())
     assert stored["command"].startswith("monai-mine bench-speed --sizes 64") and "--update" in stored["update"]
     assert "its train rows re-measured by `monai-mine bench-speed" in (tmp_path / "speed.md").read_text()
@@ -110,6 +112,7 @@ def test_register_row_breaks_the_wall_time_down_by_stage():
     from monai_mine.apps.benchmark.speed.workers import register_row
 
     spec = {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": 32, "instance_optimization": 0}
+    spec |= {"qc": False}
     row = register_row(spec | {"repeats": 1, "warmup": 0, "many_pairs": 2})
     assert row["latency_s"] > 0 and row["import_torch_monai_s"] > 0 and row["second_call_s"] > 0
     assert row["many_pairs"] == 2 and row["many_pairs_s"] > 0  # one process over a folder of two moving images
@@ -117,6 +120,8 @@ def test_register_row_breaks_the_wall_time_down_by_stage():
         row["stages"]
     )
     assert "config parsing" not in row["second_call_stages"] and "network" in row["second_call_stages"]
+    assert "QC figure" not in row["stages"] and "QC figure" not in row["second_call_stages"]  # --qc false
     table = register_tables([row])
     assert "## monai-mine register: wall time by stage" in table and "| network |" in table and "| total |" in table
+    assert "monai-mine register, vtn_addd, instance optimisation 0, --qc false" in table
     assert "One process over a folder of 2 such pairs took" in table

@@ -52,7 +52,8 @@ def row_label(row: dict) -> str:
         extras = [name for name, on in switches if on]
         return f"{row['bundle']} training step{width}" + (f" ({', '.join(extras)})" if extras else "")
     if row["kind"] == "register":
-        return f"monai-mine register, {row['bundle']}, instance optimisation {row['instance_optimization']}"
+        no_figure = ", --qc false" if row.get("qc") is False else ""
+        return f"monai-mine register, {row['bundle']}, instance optimisation {row['instance_optimization']}{no_figure}"
     return CLASSICAL[row["method"]]
 
 

@@ -85,10 +85,11 @@ def plan_rows(args: argparse.Namespace) -> list[dict]:
                         | {"repeats": min(args.repeats, 2 if size <= 128 else 1)}
                     )
     if "register" in getattr(args, "kinds", ()):
-        for steps in (0, "fast"):  # the network alone, and the fast preset
+        # the network alone, with and without the QC figure, and the fast preset
+        for steps, qc in ((0, True), (0, False), ("fast", True)):
             rows.append(
                 {"kind": "register", "device": "cpu", "bundle": "vtn_addd", "size": args.classical_size}
-                | {"instance_optimization": steps, "repeats": 1, "warmup": 0}
+                | {"instance_optimization": steps, "qc": qc, "repeats": 1, "warmup": 0}
             )
     for method in args.classical:
         rows.append(
@@ -122,7 +123,7 @@ def row_key(row: dict) -> tuple:
     """What a row measures (not how often): rows with equal keys replace each other in ``--update``."""
     keys = ("kind", "device", "network", "bundle", "method", "size", "mode", "amp", "checkpointing", "channels_last")
     keys += ("instance_optimization",)
-    return tuple(row.get(key) for key in keys)
+    return (*(row.get(key) for key in keys), row.get("qc", True))  # rows from before the QC switch drew the figure
 
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:

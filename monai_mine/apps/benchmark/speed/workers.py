@@ -222,9 +222,10 @@ def _stage_table(text: str) -> dict[str, float]:
 
 def register_row(spec: dict) -> dict:
     """``monai-mine register`` of the benchmark pair with a shipped bundle (the network alone, or
-    ``instance_optimization``) as a user runs it: wall time from process start to exit and its stages
-    (``--timings``), beside ``python -c "import torch, monai"``; then in this process a second call on a loaded
-    bundle (``register_files`` with a ``TrainedModel``), the first call there untimed (warm-up)."""
+    ``instance_optimization``; without the QC figure if ``qc`` is false) as a user runs it: wall time from process
+    start to exit and its stages (``--timings``), beside ``python -c "import torch, monai"``; then in this process a
+    second call on a loaded bundle (``register_files`` with a ``TrainedModel``), the first call there untimed
+    (warm-up)."""
     from monai_mine.apps.registration import register_files
     from monai_mine.bundle import load_trained_model, shipped_bundle_dir
     from monai_mine.io import save_nifti
@@ -234,6 +235,7 @@ def register_row(spec: dict) -> dict:
     affine = torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64)).numpy()
     bundle = shipped_bundle_dir(spec["bundle"])
     steps = str(spec.get("instance_optimization", 0))
+    qc = bool(spec.get("qc", True))
     with tempfile.TemporaryDirectory(prefix="monai_mine_register_") as folder:
         paths = {name: Path(folder) / f"{name}.nii.gz" for name in ("fixed", "moving")}
         save_nifti(fixed, paths["fixed"], affine)
@@ -243,19 +245,20 @@ def register_row(spec: dict) -> dict:
         import_s = time.perf_counter() - start
         command = [sys.executable, "-m", "monai_mine", "register", "--fixed", str(paths["fixed"]), "--moving"]
         command += [str(paths["moving"]), "--bundle", str(bundle), "--out", str(Path(folder) / "cli")]
-        command += ["--instance_optimization", steps, "--timings"]
+        command += ["--instance_optimization", steps, "--timings", "--qc", str(qc).lower()]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         wall_s = time.perf_counter() - start
         model = load_trained_model(bundle)
-        register_files(paths["fixed"], paths["moving"], model, Path(folder) / "warm", instance_optimization=steps)
+        warm = Path(folder) / "warm"
+        register_files(paths["fixed"], paths["moving"], model, warm, instance_optimization=steps, qc=qc)
         timer = StageTimer()
         start = time.perf_counter()
         register_files(paths["fixed"], paths["moving"], model, Path(folder) / "second", instance_optimization=steps,
-                       timer=timer)  # fmt: skip
+                       timer=timer, qc=qc)  # fmt: skip
         second_s = time.perf_counter() - start
         many = int(spec.get("many_pairs", MANY_PAIRS))
-        many_s = _many_pairs_wall_s(paths, bundle, steps, Path(folder), many)
+        many_s = _many_pairs_wall_s(paths, bundle, steps, qc, Path(folder), many)
     return {
         **spec,
         "latency_s": wall_s,
@@ -275,7 +278,7 @@ MANY_PAIRS = 8
 over a folder of moving images."""
 
 
-def _many_pairs_wall_s(paths: dict[str, Path], bundle: Path, steps: str, folder: Path, pairs: int) -> float:
+def _many_pairs_wall_s(paths: dict[str, Path], bundle: Path, steps: str, qc: bool, folder: Path, pairs: int) -> float:
     """Wall time of one ``monai-mine register --fixed <image> --moving <folder>`` process over ``pairs`` copies of
     the moving image (one model load, every output read and written), from process start to exit."""
     movings = folder / "movings"
@@ -284,6 +287,7 @@ def _many_pairs_wall_s(paths: dict[str, Path], bundle: Path, steps: str, folder:
         shutil.copyfile(paths["moving"], movings / f"moving_{index}.nii.gz")
     command = [sys.executable, "-m", "monai_mine", "register", "--fixed", str(paths["fixed"]), "--moving"]
     command += [str(movings), "--bundle", str(bundle), "--out", str(folder / "many"), "--instance_optimization", steps]
+    command += ["--qc", str(qc).lower()]
     start = time.perf_counter()
     subprocess.run(command, capture_output=True, text=True, check=True)
     return time.perf_counter() - start
