@@ -4,6 +4,6 @@
 # You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """``python -m monai_mine``: the command line of :mod:`monai_mine.apps.cli`."""
 
-from monai_mine.apps.cli import main
+from monai_mine.apps.cli import run
 
-main()
+run()

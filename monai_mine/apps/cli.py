@@ -556,5 +556,24 @@ def main() -> None:
     fire.Fire(commands, command=argv, name="monai-mine")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``monai-mine`` console script and ``python -m monai_mine``: :func:`main`, then an exit that skips tearing
+    down the interpreter's modules.
+
+    After ``import monai`` about 5000 modules are loaded, and freeing them one by one at exit took about 1 s of the
+    wall time a user waits for ``monai-mine register`` on a 2-core CPU (``benchmarks/results/speed.md``). By the
+    time :func:`main` returns every output is written and closed (atomically), so the exit callbacks run (logging's
+    flush among them), the standard streams are flushed, and the process ends. An error leaves through
+    ``SystemExit`` as before; :func:`main` itself (called in tests and from Python) exits normally.
+    """
+    import atexit
+
     main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    run()

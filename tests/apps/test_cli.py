@@ -31,7 +31,7 @@ def test_version_command():
     )
     from monai_mine import __version__
 
-    assert result.stdout.strip() == __version__
+    assert result.stdout.strip() == __version__  # python -m monai_mine ends through cli.run as the script does
 
 
 def test_demo_writes_registered_pair(tmp_path):
@@ -55,6 +55,11 @@ def test_console_script_is_installed():
     from monai_mine import __version__
 
     assert result.stdout.strip() == __version__
+    # the script leaves without tearing the interpreter down (cli.run): a result still reaches stdout whole, and an
+    # error still exits with status 1 and its message
+    result = subprocess.run([script, "jacobian", "--ddf", "absent.nii.gz", "--out", "det.nii.gz"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and "monai-mine jacobian: error: DDF absent.nii.gz does not" in result.stderr
 
 
 def blob_pair(folder: Path) -> dict[str, Path]:

@@ -112,7 +112,7 @@ def _disk_full(monkeypatch):
         Path(path).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(monai_mine.apps.registration.io.nib, "save", save)
+    monkeypatch.setattr(monai_mine.io.nifti, "write_nifti", save)
 
 
 def _read_only(monkeypatch):

@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -124,11 +123,11 @@ def test_fault_while_saving_the_checkpoint_keeps_the_last_one_and_resumes(name, 
 @pytest.mark.parametrize("name", ["vtn_addd", "midiceregnet"])
 def test_disk_full_while_writing_inference_outputs(name, dataset, run_bundle, untouched, monkeypatch, tmp_path):
     """The DDF of the first pair cannot be written: the error names it; no output folder is left, whole or partial."""
-    real = nib.save
+    real = monai_mine.io.nifti.write_nifti
     writer, calls = _failing_on_call(
         real, 2, DISK_FULL, lambda image, path: Path(path).write_bytes(b"\x1f\x8b partial")
     )
-    monkeypatch.setattr(monai_mine.io.nifti.nib, "save", writer)
+    monkeypatch.setattr(monai_mine.io.nifti, "write_nifti", writer)
     with pytest.raises(Exception) as raised:
         run_bundle(name, "infer", dataset)
     _chain_matches(

@@ -31,9 +31,9 @@ from nibabel.spatialimages import HeaderDataError
 from monai_mine.apps.registration.dicom import dicom_series
 from monai_mine.apps.registration.geometry import Grid
 from monai_mine.apps.registration.resources import available_memory, gib
+from monai_mine.io import nifti
 from monai_mine.io.atomic import atomic_output
 from monai_mine.io.formats import output_suffix
-from monai_mine.io.nifti import write_nifti
 
 __all__ = [
     "DDF_DESCRIPTION",
@@ -340,12 +340,12 @@ def _write(image: nib.Nifti1Image, path: str | os.PathLike) -> Path:
 
             staging = temporary.with_name(f"{temporary.name}.nii")
             try:
-                write_nifti(image, staging)
+                nifti.write_nifti(image, staging)
                 itk.imwrite(itk.imread(os.fspath(staging)), os.fspath(temporary))
             finally:
                 staging.unlink(missing_ok=True)
         else:
-            write_nifti(image, temporary)
+            nifti.write_nifti(image, temporary)  # looked up here: the one place NIfTI bytes are written
     return path
 
 
