@@ -563,12 +563,17 @@ def run() -> None:
     After ``import monai`` about 5000 modules are loaded, and freeing them one by one at exit took about 1 s of the
     wall time a user waits for ``monai-mine register`` on a 2-core CPU (``benchmarks/results/speed.md``). By the
     time :func:`main` returns every output is written and closed (atomically), so the exit callbacks run (logging's
-    flush among them), the standard streams are flushed, and the process ends. An error leaves through
-    ``SystemExit`` as before; :func:`main` itself (called in tests and from Python) exits normally.
+    flush and multiprocessing's clean-up among them), the standard streams are flushed, and the process ends. While
+    a thread that is not a daemon still runs, the exit is the normal one (it waits for that thread). An error leaves
+    through ``SystemExit`` as before; :func:`main` itself (called in tests and from Python) exits normally.
     """
     import atexit
+    import threading
 
     main()
+    others = [thread for thread in threading.enumerate() if thread is not threading.main_thread()]
+    if any(thread.is_alive() and not thread.daemon for thread in others):
+        return
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

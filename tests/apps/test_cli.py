@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -32,6 +33,21 @@ def test_version_command():
     from monai_mine import __version__
 
     assert result.stdout.strip() == __version__  # python -m monai_mine ends through cli.run as the script does
+
+
+def test_the_quick_exit_waits_for_a_running_thread(monkeypatch):
+    # cli.run ends the process without tearing it down, but not while a non-daemon thread still works: then it
+    # returns, and the interpreter's normal exit waits for the thread (ending the process here would end pytest)
+    import threading
+
+    from monai_mine.apps import cli
+
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (time.sleep(0.2), done.set()))
+    monkeypatch.setattr(cli, "main", worker.start)
+    cli.run()
+    worker.join()
+    assert done.is_set()
 
 
 def test_demo_writes_registered_pair(tmp_path):
