@@ -16,8 +16,11 @@ alone, as the benchmark does). Two widths trained side by side with one thread e
     wait
     python benchmarks/training_scaling.py --runs runs/vtn_w8,runs/vtn_w16 --out_dir benchmarks/results
 
+A run continued with ``--resume`` is one row: its record holds the segment it continued (``resumed_from``), and the
+row adds up the segments' CPU-hours and joins their validation curves.
+
 Writes ``training_scaling.{md,json,png}``; runs already in ``training_scaling.json`` are kept (a later call adds
-other bundles' runs).
+other bundles' runs, and a run's next segment replaces its row).
 """
 
 from __future__ import annotations
@@ -38,9 +41,18 @@ from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 
 
+def segments(entry: dict) -> list[dict]:
+    """A run's records, first segment to last (each ``--resume`` record holds the one it continued)."""
+    chain = [entry]
+    while "resumed_from" in chain[0]:
+        chain.insert(0, chain[0]["resumed_from"])
+    return chain
+
+
 def run_label(entry: dict) -> str:
-    """``<bundle> w<channels>`` from a run's record (its overrides, else the bundle's default of 8), followed by its
-    other overrides and ``+init`` for a run that started from earlier weights."""
+    """``<bundle> w<channels>`` from a run's first record (its overrides, else 8, the default when the studies
+    began), followed by its other overrides and ``+init`` for a run that started from earlier weights."""
+    entry = segments(entry)[0]
     overrides = dict(entry.get("overrides", {}))
     label = f"{entry['bundle']} w{overrides.pop('network_channels', 8)}"
     label += "".join(f" {key}={value}" for key, value in sorted(overrides.items()))
@@ -67,22 +79,31 @@ def test_dice(entry: dict, weights: Path, pairs: int, size: int, work: Path) -> 
     }
 
 
+def joined_curve(chain: list[dict]) -> list[dict]:
+    """The validation curves of a run's segments on one axis of CPU-hours (each segment's seconds count from its own
+    start)."""
+    curve, before = [], 0.0
+    for segment in chain:
+        for point in segment["validation_curve"]:
+            curve.append({"cpu_hours": round(before + cpu_hours(point["seconds"], segment), 4), "dice": point["dice"]})
+        before += cpu_hours(segment["training_s"], segment)
+    return curve
+
+
 def summarise(folder: Path, pairs: int, size: int) -> dict:
     """One run's row: label, track, CPU-hours, iterations, best validation Dice, its curve and its test Dice."""
     entry = json.loads((folder / "entry.json").read_text())
+    chain = segments(entry)
     row = {
         "label": run_label(entry),
         "bundle": entry["bundle"],
         "track": entry["track"],
-        "command": entry["command"],
+        "command": " then ".join(segment["command"] for segment in chain),
         "threads": int(entry.get("threads", 1)),
-        "cpu_hours": round(cpu_hours(entry["training_s"], entry), 3),
+        "cpu_hours": round(sum(cpu_hours(segment["training_s"], segment) for segment in chain), 3),
         "iterations": entry["iterations"],
-        "best_validation_dice": entry["best_validation_dice"],
-        "curve": [
-            {"cpu_hours": round(cpu_hours(point["seconds"], entry), 4), "dice": point["dice"]}
-            for point in entry["validation_curve"]
-        ],
+        "best_validation_dice": max(segment["best_validation_dice"] for segment in chain),
+        "curve": joined_curve(chain),
     }
     weights = folder / "run" / "models" / "model.pt"
     row.update(test_dice(entry, weights, pairs, size, Path(tempfile.mkdtemp(prefix="scaling_"))))

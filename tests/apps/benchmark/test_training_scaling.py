@@ -16,6 +16,14 @@ def test_labels_and_cpu_hours_come_from_the_record():
     sampled = {"bundle": "miregnet", "overrides": {"mine#samples": 16384}, "initialised_from": {"bundle": "miregnet"}}
     assert script.run_label(sampled) == "miregnet w8 mine#samples=16384 +init"
     assert script.cpu_hours(1800.0, {"threads": 2}) == pytest.approx(1.0)
+    # a run continued with --resume: one row, labelled by its first segment, its curves on one CPU-hour axis
+    first = {"bundle": "vtn_addd", "overrides": {"network_channels": 16}, "threads": 2, "training_s": 1800.0}
+    first["validation_curve"] = [{"seconds": 900.0, "dice": 0.5}]
+    second = {"bundle": "vtn_addd", "overrides": {}, "threads": 1, "training_s": 3600.0, "resumed_from": first}
+    second["validation_curve"] = [{"seconds": 1800.0, "dice": 0.6}]
+    assert script.segments(second) == [first, second] and script.run_label(second) == "vtn_addd w16"
+    joined = script.joined_curve(script.segments(second))
+    assert joined == [{"cpu_hours": 0.5, "dice": 0.5}, {"cpu_hours": 1.5, "dice": 0.6}]
     assert script.cpu_hours(3600.0, {}) == pytest.approx(1.0)  # an older record: one thread
 
 
