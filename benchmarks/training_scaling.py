@@ -101,7 +101,7 @@ def summarise(folder: Path, pairs: int, size: int) -> dict:
         "command": " then ".join(segment["command"] for segment in chain),
         "threads": int(entry.get("threads", 1)),
         "cpu_hours": round(sum(cpu_hours(segment["training_s"], segment) for segment in chain), 3),
-        "iterations": entry["iterations"],
+        "iterations": sum(segment["iterations"] for segment in chain),  # each record counts its own segment's
         "best_validation_dice": max(segment["best_validation_dice"] for segment in chain),
         "curve": joined_curve(chain),
     }
