@@ -231,18 +231,19 @@ def ddf_to_grid(ddf: torch.Tensor, source: Grid, target: Grid) -> torch.Tensor:
     components = np.linalg.inv(target.affine[:3, :3]) @ source.affine[:3, :3]  # source voxels -> target voxels
     rotate = torch.as_tensor(components, dtype=torch.float64, device=ddf.device)
     out = torch.empty((3, *target.shape), dtype=torch.float32, device=ddf.device)
+    resized = None
     aligned = _box_to_box(index_map, source.shape, target.shape)
     if aligned is not None:  # e.g. the working grid's DDF to the fixed grid: separable, no point list
         axes, flipped = aligned
         moved = ddf.float().permute(0, *(axis + 1 for axis in axes)).flip([axis + 1 for axis in flipped])
         resized = F.interpolate(moved[None], size=tuple(target.shape), mode="trilinear", align_corners=False)[0]
-        for rows in _slabs(target.shape):
-            out[:, rows] = torch.einsum("ij,j...->i...", rotate, resized[:, rows].to(torch.float64)).float()
-        return out
     for rows in _slabs(target.shape):
-        points = _apply(index_map, _voxel_points(target.shape, rows, ddf.device))
-        displacement = sample_points(ddf.float(), points).to(torch.float64)  # (3, x, Y, Z) source voxels
-        out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement).float()
+        if resized is None:
+            points = _apply(index_map, _voxel_points(target.shape, rows, ddf.device))
+            displacement = sample_points(ddf.float(), points)  # (3, x, Y, Z) source voxels
+        else:
+            displacement = resized[:, rows]
+        out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement.to(torch.float64)).float()
     return out
 
 
