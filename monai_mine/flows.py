@@ -325,10 +325,10 @@ def jacobian_determinant(ddf: torch.Tensor) -> torch.Tensor:
     check_ddf(ddf)
     if min(ddf.shape[2:]) < 2:
         raise ValueError(f"ddf needs at least 2 voxels along each axis for derivatives, got {tuple(ddf.shape)}.")
-    # jac[b, x, y, z, i, j] = d phi_i / d x_j
-    jac = torch.stack(torch.gradient(ddf, dim=(2, 3, 4)), dim=-1).movedim(1, -2)
-    jac = jac + torch.eye(3, dtype=ddf.dtype, device=ddf.device)
-    return determinant_3x3(jac).unsqueeze(1)
+    gradients = torch.gradient(ddf, dim=(2, 3, 4))  # gradients[j][:, i] = d ddf_i / d x_j, each (B, 3, X, Y, Z)
+    # m[i][j] = d phi_i / d x_j as contiguous (B, X, Y, Z) maps: the cofactor expansion of determinant_3x3
+    entries = [[gradients[j][:, i] + 1.0 if i == j else gradients[j][:, i] for j in range(3)] for i in range(3)]
+    return _cofactor_expansion(entries).unsqueeze(1)
 
 
 def determinant_3x3(matrix: torch.Tensor) -> torch.Tensor:
@@ -342,9 +342,14 @@ def determinant_3x3(matrix: torch.Tensor) -> torch.Tensor:
     """
     if matrix.shape[-2:] != (3, 3):
         raise ValueError(f"matrix must have shape (..., 3, 3), got {tuple(matrix.shape)}.")
-    m = matrix
+    return _cofactor_expansion([[matrix[..., i, j] for j in range(3)] for i in range(3)])
+
+
+def _cofactor_expansion(m: list[list[torch.Tensor]]) -> torch.Tensor:
+    """The determinant of the 3x3 matrices whose entry (i, j) is ``m[i][j]`` (Tensors of one shape), along the
+    first row."""
     return (
-        m[..., 0, 0] * (m[..., 1, 1] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 1])
-        - m[..., 0, 1] * (m[..., 1, 0] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 0])
-        + m[..., 0, 2] * (m[..., 1, 0] * m[..., 2, 1] - m[..., 1, 1] * m[..., 2, 0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     )

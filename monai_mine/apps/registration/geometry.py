@@ -7,7 +7,9 @@
 A :class:`Grid` is a spatial shape and a 4x4 voxel-to-world affine (NIfTI convention: world is RAS+ millimetres).
 Two images are related by their world coordinates. Every function here composes index maps and samples the
 source **once** (trilinear or nearest, ``torch.nn.functional.grid_sample`` on voxel centres, border padding as
-``docs/design.md`` section 2 prescribes), in float64 coordinates, slab by slab so that large grids fit in memory.
+``docs/design.md`` section 2 prescribes), slab by slab so that large grids fit in memory. Index maps are composed
+in float64 with ``grid_sample``'s normalisation and applied axis by axis in the image's precision: the sampling
+coordinates are those of mapping each voxel's point in float64, up to float32 rounding (about 1e-7 of the grid).
 
 DDF conventions across grids (``docs/design.md`` section 2: voxel units, ``warped(x) = moving(x + ddf(x))``):
 
@@ -40,14 +42,13 @@ __all__ = [
     "jacobian_map",
     "physical_displacement",
     "resample_to_grid",
-    "sample_points",
     "to_closest_ras",
     "warp_to_grid",
     "working_grid",
 ]
 
 SLAB_VOXELS = 2**21
-"""Target voxels processed at once (about 100 MB of float64 coordinates and samples)."""
+"""Target voxels processed at once (about 25 MB of float32 sampling coordinates)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,46 +138,57 @@ def _slabs(shape: Sequence[int]) -> Iterator[slice]:
         yield slice(start, min(start + step, shape[0]))
 
 
-def _voxel_points(shape: Sequence[int], rows: slice, device: torch.device) -> torch.Tensor:
-    """Voxel indices of the rows ``rows`` (first axis) of a grid, float64 Tensor in shape (x, Y, Z, 3)."""
-    axes = [
-        torch.arange(rows.start, rows.stop, dtype=torch.float64, device=device),
-        torch.arange(shape[1], dtype=torch.float64, device=device),
-        torch.arange(shape[2], dtype=torch.float64, device=device),
-    ]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+def _normalising(shape: Sequence[int]) -> np.ndarray:
+    """4x4: voxel indices of a grid of ``shape`` to ``grid_sample``'s coordinates (``align_corners=True``: -1 and 1
+    are the centres of the first and last voxels, a size-1 axis maps to 0), listed in its (z, y, x) order."""
+    matrix = np.zeros((4, 4))
+    matrix[3, 3] = 1.0
+    for axis, size in enumerate(shape):
+        if size > 1:
+            matrix[2 - axis, axis] = 2.0 / (size - 1)
+            matrix[2 - axis, 3] = -1.0
+    return matrix
 
 
-def _apply(matrix: np.ndarray, points: torch.Tensor) -> torch.Tensor:
-    """``matrix`` (4x4 affine) applied to points (..., 3)."""
-    m = torch.as_tensor(matrix, dtype=points.dtype, device=points.device)
-    return points @ m[:3, :3].T + m[:3, 3]
-
-
-def sample_points(
-    image: torch.Tensor, points: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
+def _sample_grid(
+    image: torch.Tensor,
+    index_map: np.ndarray,
+    shape: Sequence[int],
+    rows: slice,
+    ddf: torch.Tensor | None = None,
+    mode: str = "bilinear",
+    padding_mode: str = "border",
 ) -> torch.Tensor:
-    """Sample an image at voxel coordinates (voxel centres are integers, as in ``monai_mine.flows.warp``).
+    """Sample ``image`` at ``index_map (x + ddf(x))`` for the voxels ``x`` of rows ``rows`` of a grid of ``shape``.
+
+    The index map and the normalisation to ``grid_sample``'s coordinates are composed once in float64 and applied
+    in ``image``'s precision, axis by axis (no list of voxel points): the coordinates ``grid_sample`` receives are
+    the mapped points', up to rounding.
 
     Args:
-        image: Tensor in shape (C, X, Y, Z), floating point.
-        points: Tensor in shape (..., 3), voxel coordinates of ``image`` along its axes X, Y, Z.
-        mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
-        padding_mode: ``"border"`` (nearest point of the enclosing cuboid) or ``"zeros"``.
+        image: Tensor in shape (C, X', Y', Z'), floating point.
+        index_map: 4x4, voxel indices of the grid to voxel indices of ``image``.
+        shape: the grid's shape (X, Y, Z).
+        rows: the rows along its first axis to sample.
+        ddf: Tensor in shape (3, x, Y, Z) (those rows), in the grid's voxels, or ``None``.
+        mode, padding_mode: ``grid_sample``'s (``"bilinear"`` or ``"nearest"``; ``"border"`` or ``"zeros"``).
 
     Returns:
-        Tensor in shape (C, ...), the dtype of ``image``.
+        Tensor in shape (C, x, Y, Z), the dtype of ``image``.
     """
-    if image.ndim != 4 or points.shape[-1] != 3:
-        raise ValueError(
-            f"image must be (C, X, Y, Z) and points (..., 3), got {tuple(image.shape)}, {tuple(points.shape)}."
-        )
-    sizes = torch.tensor(image.shape[1:], dtype=points.dtype, device=points.device)
-    # align_corners=True: -1 and 1 are the centres of the first and last voxels; a size-1 axis maps to 0
-    normalised = torch.where(sizes > 1, 2.0 * points / (sizes - 1).clamp_min(1) - 1.0, torch.zeros_like(points))
-    grid = normalised.flip(-1).reshape(1, -1, 1, 1, 3).to(image.dtype)  # grid_sample wants (z, y, x) order
-    sampled = F.grid_sample(image[None], grid, mode=mode, padding_mode=padding_mode, align_corners=True)
-    return sampled.reshape(image.shape[0], *points.shape[:-1])
+    matrix = torch.as_tensor(_normalising(image.shape[1:]) @ index_map, dtype=image.dtype, device=image.device)
+    linear, offset = matrix[:3, :3], matrix[:3, 3]
+    axes = [
+        torch.arange(rows.start, rows.stop, dtype=image.dtype, device=image.device),
+        torch.arange(shape[1], dtype=image.dtype, device=image.device),
+        torch.arange(shape[2], dtype=image.dtype, device=image.device),
+    ]
+    plane = axes[0][:, None, None, None] * linear[:, 0] + axes[1][None, :, None, None] * linear[:, 1]
+    grid = plane + (axes[2][None, None, :, None] * linear[:, 2] + offset)
+    if ddf is not None:
+        grid += ddf.to(image.dtype).movedim(0, -1) @ linear.T
+    sampled = F.grid_sample(image[None], grid[None], mode=mode, padding_mode=padding_mode, align_corners=True)
+    return sampled[0]
 
 
 def _check_image(image: torch.Tensor, grid: Grid, name: str) -> None:
@@ -205,8 +217,7 @@ def resample_to_grid(
     index_map = np.linalg.inv(source.affine) @ target.affine  # target voxel -> source voxel
     out = image.new_empty((image.shape[0], *target.shape))
     for rows in _slabs(target.shape):
-        points = _apply(index_map, _voxel_points(target.shape, rows, image.device))
-        out[:, rows] = sample_points(image, points, mode, padding_mode)
+        out[:, rows] = _sample_grid(image, index_map, target.shape, rows, mode=mode, padding_mode=padding_mode)
     return out
 
 
@@ -229,7 +240,7 @@ def ddf_to_grid(ddf: torch.Tensor, source: Grid, target: Grid) -> torch.Tensor:
         raise ValueError(f"ddf must have 3 channels (one per axis), got shape {tuple(ddf.shape)}.")
     index_map = np.linalg.inv(source.affine) @ target.affine
     components = np.linalg.inv(target.affine[:3, :3]) @ source.affine[:3, :3]  # source voxels -> target voxels
-    rotate = torch.as_tensor(components, dtype=torch.float64, device=ddf.device)
+    rotate = torch.as_tensor(components, dtype=torch.float32, device=ddf.device)
     out = torch.empty((3, *target.shape), dtype=torch.float32, device=ddf.device)
     resized = None
     aligned = _box_to_box(index_map, source.shape, target.shape)
@@ -239,11 +250,10 @@ def ddf_to_grid(ddf: torch.Tensor, source: Grid, target: Grid) -> torch.Tensor:
         resized = F.interpolate(moved[None], size=tuple(target.shape), mode="trilinear", align_corners=False)[0]
     for rows in _slabs(target.shape):
         if resized is None:
-            points = _apply(index_map, _voxel_points(target.shape, rows, ddf.device))
-            displacement = sample_points(ddf.float(), points)  # (3, x, Y, Z) source voxels
+            displacement = _sample_grid(ddf.float(), index_map, target.shape, rows)  # (3, x, Y, Z) source voxels
         else:
             displacement = resized[:, rows]
-        out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement.to(torch.float64)).float()
+        out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement)
     return out
 
 
@@ -313,8 +323,7 @@ def warp_to_grid(
     index_map = np.linalg.inv(image_grid.affine) @ ddf_grid.affine
     out = source.new_empty((image.shape[0], *ddf_grid.shape))
     for rows in _slabs(ddf_grid.shape):
-        points = _voxel_points(ddf_grid.shape, rows, image.device) + ddf[:, rows].to(torch.float64).movedim(0, -1)
-        out[:, rows] = sample_points(source, _apply(index_map, points), mode, padding_mode)
+        out[:, rows] = _sample_grid(source, index_map, ddf_grid.shape, rows, ddf[:, rows], mode, padding_mode)
     return out if image.is_floating_point() else out.round().to(image.dtype)
 
 
