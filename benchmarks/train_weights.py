@@ -181,6 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overlays", default="configs/augment.json", help="comma-separated overlay files")
     parser.add_argument("--overrides", default="{}", help="JSON object of further config overrides")
+    parser.add_argument(
+        "--phase_shares",
+        default=None,
+        help="comma-separated shares of the budget per training phase (MIRegNet: AffineNet,DeformNet; default equal)",
+    )
     parser.add_argument("--init_weights", default=None, help="start from these weights (e.g. the shipped ones)")
     parser.add_argument("--work_dir", default=None, help="data and training outputs (default: a temporary folder)")
     parser.add_argument(
@@ -211,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         template, args.track, work / "data" / args.track, args.training_pairs, args.validation_pairs, args.seed
     )
     data_s = time.perf_counter() - start
+    shares = [float(share) for share in args.phase_shares.split(",")] if args.phase_shares else None
     result = train_bundle(
-        bundle_dir, datalist, work / "run", args.minutes, args.seed, args.image_size, overrides, args.resume
+        bundle_dir, datalist, work / "run", args.minutes, args.seed, args.image_size, overrides, args.resume, shares
     )
     models = result.checkpoint.parent
     entry = {

@@ -11,7 +11,7 @@ Training runs the bundle's own ``configs/train.json`` through MONAI's ``ConfigWo
 the data (``datalist``), the output folders, the seed and the length: every epoch is validated (``val_interval``
 1; ``models/model.pt`` keeps the best validation Dice) and :class:`TimeBudget` ends training once the budget is
 spent. A bundle trained in phases (MIRegNet: AffineNet, then DeformNet) gives each phase an equal share of the
-budget, time left over by one phase passes to the next.
+budget unless told other shares, time left over by one phase passes to the next.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,25 +111,34 @@ class TimeBudget:
     After each iteration, if one more iteration and a validation (timed at the previous epoch's end; 0 before the
     first) would pass the deadline, the epoch is ended there (``Engine.terminate_epoch``: its ``EPOCH_COMPLETED``
     handlers, validation included, still run) and training stops after it. With a
-    :class:`~monai_mine.engines.StageSchedule` the budget is split over its phases in proportion to their
-    configured epochs, each phase ending at its cumulative share (its epoch count in the schedule set to what it
-    ran, so the next phase starts at the next epoch); every phase runs at least one iteration.
+    :class:`~monai_mine.engines.StageSchedule` the budget is split over its phases in proportion to ``shares``
+    (default: their configured epochs), each phase ending at its cumulative share (its epoch count in the schedule
+    set to what it ran, so the next phase starts at the next epoch); every phase runs at least one iteration.
     """
 
-    def __init__(self, seconds: float, schedule: StageSchedule | None = None) -> None:
+    def __init__(
+        self, seconds: float, schedule: StageSchedule | None = None, shares: Sequence[float] | None = None
+    ) -> None:
         """
         Args:
             seconds: the budget, wall-clock seconds (positive), counted from the trainer's start.
             schedule: the trainer's stage schedule, if the bundle trains in phases.
+            shares: the phases' relative shares of the budget, one positive number per phase of ``schedule``.
 
         Raises:
-            ValueError: on a budget that is not positive.
+            ValueError: on a budget that is not positive, or shares without a schedule, of another length than
+                its phases, or not positive.
         """
         if not seconds > 0:
             raise ValueError(f"the training budget must be positive seconds, got {seconds}.")
         self.seconds = float(seconds)
         self.schedule = schedule
-        self.weights = [float(phase["epochs"]) for phase in schedule.phases] if schedule is not None else [1.0]
+        if shares is None:
+            shares = [phase["epochs"] for phase in schedule.phases] if schedule is not None else [1.0]
+        elif schedule is None or len(shares) != len(schedule.phases) or not all(share > 0 for share in shares):
+            phases = "no phases" if schedule is None else f"{len(schedule.phases)} phase(s)"
+            raise ValueError(f"phase shares must be one positive number per phase ({phases}), got {list(shares)}.")
+        self.weights = [float(share) for share in shares]
         self.start = 0.0
         self.last = 0.0
         self.validation_s = 0.0
@@ -212,6 +221,7 @@ def train_bundle(
     image_size: int = 64,
     overrides: Mapping[str, object] | None = None,
     resume: bool = False,
+    phase_shares: Sequence[float] | None = None,
 ) -> TrainingResult:
     """Train a bundle on a datalist for a wall-clock budget with its own ``configs/train.json``.
 
@@ -230,6 +240,7 @@ def train_bundle(
         overrides: further config overrides (ids to values, e.g. an overlay's content such as
             ``configs/augment.json``); the data, folders, seed and length above take precedence.
         resume: continue the training saved in ``out_dir/models/checkpoint.pt``.
+        phase_shares: for a bundle trained in phases, their relative shares of the budget (default: equal).
 
     Returns:
         the :class:`TrainingResult` of this call (a resumed training counts only the iterations it adds).
@@ -237,6 +248,7 @@ def train_bundle(
     Raises:
         FileNotFoundError: when the bundle's configs or the datalist do not exist, or ``resume`` finds no
             checkpoint.
+        ValueError: on ``phase_shares`` that do not fit the bundle's phases (see :class:`TimeBudget`).
     """
     from monai.bundle import ConfigWorkflow
 
@@ -276,7 +288,7 @@ def train_bundle(
     workflow.initialize()  # loads the checkpoint when resuming
     resumed_at = int(workflow.trainer.state.iteration)
     schedule = workflow.parser.get_parsed_content("stage_schedule") if phased else None
-    budget = TimeBudget(60.0 * float(minutes), schedule)
+    budget = TimeBudget(60.0 * float(minutes), schedule, phase_shares)
     budget.attach(workflow.trainer)
     workflow.run()
     workflow.finalize()

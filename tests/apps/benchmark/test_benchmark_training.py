@@ -63,6 +63,29 @@ def test_budget_splits_over_the_phases_of_a_schedule():
     assert budget.elapsed <= 0.4 + 2 * STEP_S + 0.05
 
 
+def test_budget_split_follows_the_phase_shares():
+    network = build_miregnet()
+    schedule = StageSchedule(network, [{"train": [0], "epochs": 1000}, {"train": [1], "epochs": 1000}])
+    engine, epochs = sleeping_engine(2000)
+    schedule.attach(engine)
+    budget = TimeBudget(0.5, schedule, shares=[1, 4])
+    budget.attach(engine)
+    engine.run(range(3), max_epochs=2000)
+    affine_epochs = schedule.phases[0]["epochs"]
+    # the AffineNet phase got about a fifth of the budget
+    assert 0.08 < sum(epoch <= affine_epochs for epoch in epochs) / len(epochs) < 0.35
+
+
+def test_phase_shares_must_fit_the_phases():
+    schedule = StageSchedule(build_miregnet(), [{"train": [0], "epochs": 1}, {"train": [1], "epochs": 1}])
+    with pytest.raises(ValueError, match=r"one positive number per phase \(2 phase\(s\)\), got \[1\]"):
+        TimeBudget(1.0, schedule, shares=[1])
+    with pytest.raises(ValueError, match=r"\(no phases\), got \[1, 1\]"):
+        TimeBudget(1.0, shares=[1, 1])
+    with pytest.raises(ValueError, match="positive number"):
+        TimeBudget(1.0, schedule, shares=[1, 0])
+
+
 def test_budget_must_be_positive():
     with pytest.raises(ValueError, match="budget must be positive"):
         TimeBudget(0.0)
