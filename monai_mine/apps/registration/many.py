@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def register_pairs(
     qc: bool = True,
 ) -> list:
     """Register every pair with one loaded bundle into ``out_dir/<pair name>/`` (each folder written as a whole, as
-    :func:`~monai_mine.apps.registration.register.register_files` writes one), printing a progress line per pair.
+    :func:`~monai_mine.apps.registration.register.register_files` writes one), printing a progress line per pair;
+    the next pair's files are read in a thread while one registers.
 
     Args:
         pairs: the pairs (:func:`pairs_from_datalist`, :func:`pairs_from_folders`).
@@ -144,7 +146,7 @@ def register_pairs(
         ValueError: for no pairs, two pairs of one name; a pair's error names the pair (the pairs before it are
             written).
     """
-    from monai_mine.apps.registration.register import register_files
+    from monai_mine.apps.registration.register import read_inputs, register_files
     from monai_mine.apps.registration.resources import check_device
     from monai_mine.bundle import TrainedModel, load_trained_model
     from monai_mine.optimization.schedule import instance_optimization_schedule
@@ -162,28 +164,39 @@ def register_pairs(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reports, start = [], time.perf_counter()
-    for index, pair in enumerate(pairs, start=1):
-        try:
-            report = register_files(
-                pair.fixed,
-                pair.moving,
-                bundle,
-                out_dir / pair.name,
-                moving_labels=pair.moving_labels,
-                instance_optimization=instance_optimization,
-                assume_affine=assume_affine,
-                overwrite=overwrite,
-                timer=timer,
-                qc=qc,
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monai_mine_reader") as reader:
+
+        def read(pair: ImagePair) -> Future:
+            return reader.submit(read_inputs, pair.fixed, pair.moving, pair.moving_labels, assume_affine)
+
+        upcoming = read(pairs[0])
+        for index, pair in enumerate(pairs, start=1):
+            try:
+                inputs = upcoming.result()
+                if index < len(pairs):  # the next pair is read while this one registers
+                    upcoming = read(pairs[index])
+                report = register_files(
+                    pair.fixed,
+                    pair.moving,
+                    bundle,
+                    out_dir / pair.name,
+                    moving_labels=pair.moving_labels,
+                    instance_optimization=instance_optimization,
+                    assume_affine=assume_affine,
+                    overwrite=overwrite,
+                    timer=timer,
+                    qc=qc,
+                    inputs=inputs,
+                )
+            except (ValueError, FileNotFoundError, MemoryError) as error:
+                raise type(error)(
+                    f"pair {index} of {len(pairs)} ({pair.name}: {pair.moving} to {pair.fixed}): {error}"
+                ) from error
+            reports.append(report)
+            elapsed = time.perf_counter() - start
+            logger.info(
+                f"[{index}/{len(pairs)}] {pair.name}: {report.runtime_s:.2f} s, "
+                f"folding {report.folding_percent:.3f} %; "
+                f"{elapsed / index:.2f} s per pair, about {elapsed / index * (len(pairs) - index):.0f} s left"
             )
-        except (ValueError, FileNotFoundError, MemoryError) as error:
-            raise type(error)(
-                f"pair {index} of {len(pairs)} ({pair.name}: {pair.moving} to {pair.fixed}): {error}"
-            ) from error
-        reports.append(report)
-        elapsed = time.perf_counter() - start
-        logger.info(
-            f"[{index}/{len(pairs)}] {pair.name}: {report.runtime_s:.2f} s, folding {report.folding_percent:.3f} %; "
-            f"{elapsed / index:.2f} s per pair, about {elapsed / index * (len(pairs) - index):.0f} s left"
-        )
     return reports

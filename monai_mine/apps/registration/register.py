@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,9 +58,11 @@ from monai_mine.timing import StageTimer, device_clock
 __all__ = [
     "FOLDING_WARNING_PERCENT",
     "MIN_BOX_OVERLAP",
+    "PairInputs",
     "RegistrationReport",
     "RegistrationResult",
     "check_overlap",
+    "read_inputs",
     "register_files",
     "register_volumes",
 ]
@@ -327,6 +330,41 @@ def _is_result_name(name: str) -> bool:
     return name.startswith(fixed_names) or (name.startswith("warped") and strip_suffix(name) != name)
 
 
+@dataclass
+class PairInputs:
+    """The volumes of one registration, read and checked by :func:`read_inputs`.
+
+    Attributes:
+        fixed: the fixed image.
+        moving: the moving image.
+        labels: the moving label maps, in the order given.
+        reading_s: the wall time reading them took.
+    """
+
+    fixed: Volume
+    moving: Volume
+    labels: list[Volume]
+    reading_s: float
+
+
+def read_inputs(
+    fixed: str | os.PathLike,
+    moving: str | os.PathLike,
+    moving_labels: Sequence[str | os.PathLike] = (),
+    assume_affine: bool = False,
+) -> PairInputs:
+    """Read and check the files of one registration (:func:`~monai_mine.apps.registration.io.load_volume`).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`~monai_mine.apps.registration.io.load_volume`, naming the file.
+    """
+    start = time.perf_counter()
+    fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
+    moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
+    labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in moving_labels]
+    return PairInputs(fixed_volume, moving_volume, labels, time.perf_counter() - start)
+
+
 def register_files(
     fixed: str | os.PathLike,
     moving: str | os.PathLike,
@@ -341,6 +379,7 @@ def register_files(
     model: str | os.PathLike | None = None,
     timer: StageTimer | None = None,
     qc: bool = True,
+    inputs: PairInputs | None = None,
 ) -> RegistrationReport:
     """Register two image files with a bundle and write the results on the fixed image's grid.
 
@@ -377,6 +416,9 @@ def register_files(
         timer: where to add the wall time of each stage (:data:`~monai_mine.timing.REGISTER_STAGES`); the
             report's ``timings`` hold this call's stages either way.
         qc: draw the quality-control figure ``qc.png`` (:func:`~monai_mine.visualize.qc_figure`).
+        inputs: these files' volumes when already read by :func:`read_inputs` (with the same ``moving_labels``
+            and ``assume_affine``): :func:`~monai_mine.apps.registration.many.register_pairs` reads the next pair
+            while one registers.
 
     Returns:
         a :class:`RegistrationReport` with the output paths, timings and Jacobian statistics.
@@ -391,15 +433,15 @@ def register_files(
         moving_labels = [moving_labels]
     label_paths = [os.fspath(path) for path in moving_labels]
     out_dir = Path(out_dir)
-    inputs = [os.fspath(fixed), os.fspath(moving), *label_paths]
-    paths = _output_paths(out_dir, label_paths, inputs, output_suffix(fixed), qc)
+    input_files = [os.fspath(fixed), os.fspath(moving), *label_paths]
+    paths = _output_paths(out_dir, label_paths, input_files, output_suffix(fixed), qc)
     if not isinstance(bundle, TrainedModel):
         device = check_device(device)
     stages = StageTimer()
-    with stages.stage("reading"):
-        fixed_volume = load_volume(fixed, "fixed image", assume_affine=assume_affine)
-        moving_volume = load_volume(moving, "moving image", assume_affine=assume_affine)
-        labels = [load_volume(path, "moving label", label=True, assume_affine=assume_affine) for path in label_paths]
+    if inputs is None:
+        inputs = read_inputs(fixed, moving, label_paths, assume_affine)
+    stages.add("reading", inputs.reading_s)
+    fixed_volume, moving_volume, labels = inputs.fixed, inputs.moving, inputs.labels
     if isinstance(bundle, TrainedModel):
         if checkpoint is not None or model is not None:
             raise ValueError("checkpoint and model are for a bundle folder; this bundle is loaded already.")
