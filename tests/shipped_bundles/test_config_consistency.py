@@ -37,7 +37,8 @@ VARIANT_DIFFERENCES = {
         "train.json": {"bundle_name", "loss_terms#invertibility", "network_channels"},
         "inference.json": {"bundle_name", "network_channels"},
         # ... and each its own shipped weights: their release notes, version and measured performance
-        "metadata.json": {"changelog#0.1.0", "changelog#0.1.1", "changelog#0.3.0", "version", "name", "task"}
+        "metadata.json": {"changelog#0.1.0", "changelog#0.1.1", "changelog#0.3.0", "changelog#0.4.0", "version", "name"}
+        | {"task"}
         | {"description"}
         | {f"eval_metrics#brain_benchmark_mono_{name}" for name in ("mean_dice", "displacement_error_voxels")}
         | {"eval_metrics#bundle_evaluate_demo_mono_mean_dice"},
