@@ -32,10 +32,9 @@ VARIANT_FILES = ("train.json", "inference.json", "evaluate.json", "multi_gpu_tra
 # Every id where a variant differs from its base bundle, per file (files not listed are identical).
 VARIANT_DIFFERENCES = {
     ("vtn_addd", "vtn_addd_inv"): {
-        # VTN-ADDD+inv: the invertibility term; VTN-ADDD's 16 channels since 0.3.0 (+inv still fine-tuned from the
-        # 8-channel weights)
-        "train.json": {"bundle_name", "loss_terms#invertibility", "network_channels"},
-        "inference.json": {"bundle_name", "network_channels"},
+        # VTN-ADDD+inv: the invertibility term
+        "train.json": {"bundle_name", "loss_terms#invertibility"},
+        "inference.json": {"bundle_name"},
         # ... and each its own shipped weights: their release notes, version and measured performance
         "metadata.json": {"changelog#0.1.0", "changelog#0.1.1", "changelog#0.3.0", "changelog#0.4.0", "version", "name"}
         | {"task"}
