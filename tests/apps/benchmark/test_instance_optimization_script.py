@@ -25,6 +25,10 @@ def test_tiny_run_writes_the_trade_off(tmp_path):
     table = (tmp_path / "out" / "instance_optimization.md").read_text()
     assert "| vtn_addd+io | 5 | 1 |" in table and "- mono: " in table
     assert (tmp_path / "out" / "instance_optimization.png").stat().st_size > 10_000
+    # the report is rewritten from the JSON alone, running nothing, to the same text
+    (tmp_path / "out" / "instance_optimization.md").unlink()
+    benchmark_script("instance_optimization").main(["--out_dir", str(tmp_path / "out"), "--report_only"])
+    assert (tmp_path / "out" / "instance_optimization.md").read_text() == table
 
 
 def test_arguments_are_checked():
