@@ -242,15 +242,15 @@ def ddf_to_grid(ddf: torch.Tensor, source: Grid, target: Grid) -> torch.Tensor:
     components = np.linalg.inv(target.affine[:3, :3]) @ source.affine[:3, :3]  # source voxels -> target voxels
     rotate = torch.as_tensor(components, dtype=torch.float32, device=ddf.device)
     out = torch.empty((3, *target.shape), dtype=torch.float32, device=ddf.device)
-    resized = None
+    ddf, resized = ddf.float(), None
     aligned = _box_to_box(index_map, source.shape, target.shape)
     if aligned is not None:  # e.g. the working grid's DDF to the fixed grid: separable, no point list
         axes, flipped = aligned
-        moved = ddf.float().permute(0, *(axis + 1 for axis in axes)).flip([axis + 1 for axis in flipped])
+        moved = ddf.permute(0, *(axis + 1 for axis in axes)).flip([axis + 1 for axis in flipped])
         resized = F.interpolate(moved[None], size=tuple(target.shape), mode="trilinear", align_corners=False)[0]
     for rows in _slabs(target.shape):
         if resized is None:
-            displacement = _sample_grid(ddf.float(), index_map, target.shape, rows)  # (3, x, Y, Z) source voxels
+            displacement = _sample_grid(ddf, index_map, target.shape, rows)  # (3, x, Y, Z) source voxels
         else:
             displacement = resized[:, rows]
         out[:, rows] = torch.einsum("ij,j...->i...", rotate, displacement)
