@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from monai_mine.apps.benchmark.training import train_bundle, write_training_datalist
+from monai_mine.apps.benchmark.training import train_bundle, training_chain, write_training_datalist
 from monai_mine.apps.template import build_template
 from monai_mine.bundle import read_weights, shipped_bundle_dir
 from monai_mine.io import atomic_write_text
@@ -101,13 +101,6 @@ def validation_curve(files: set[Path]) -> list[dict]:
     return curve
 
 
-def training_stages(run: dict) -> list[dict]:
-    """The runs that made a shipped model, first to last (a run continued from shipped weights, or resumed from a
-    training checkpoint, follows the run before it)."""
-    earlier = run.get("initialised_from", run.get("resumed_from"))
-    return [*training_stages(earlier), run] if isinstance(earlier, dict) else [run]
-
-
 def plot_curves(runs: dict, path: Path) -> None:
     """Validation Dice against training minutes, one line per shipped model."""
     import matplotlib
@@ -118,7 +111,7 @@ def plot_curves(runs: dict, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     for name, run in sorted(runs.items()):
         minutes, dice = [], []
-        for stage in training_stages(run):
+        for stage in training_chain(run, ("initialised_from", "resumed_from")):
             offset = minutes[-1] if minutes else 0.0
             minutes += [offset + point["seconds"] / 60 for point in stage.get("validation_curve", [])]
             dice += [point["dice"] for point in stage.get("validation_curve", [])]

@@ -36,23 +36,16 @@ import numpy as np
 from monai_mine.apps.benchmark.evaluation import score_pair
 from monai_mine.apps.benchmark.methods import BundleMethod, classical_method
 from monai_mine.apps.benchmark.pairs import make_pair, pair_seed
+from monai_mine.apps.benchmark.training import training_chain
 from monai_mine.apps.template import build_template
 from monai_mine.bundle import shipped_bundle_dir
 from monai_mine.io import atomic_write_text
 
 
-def segments(entry: dict) -> list[dict]:
-    """A run's records, first segment to last (each ``--resume`` record holds the one it continued)."""
-    chain = [entry]
-    while "resumed_from" in chain[0]:
-        chain.insert(0, chain[0]["resumed_from"])
-    return chain
-
-
 def run_label(entry: dict) -> str:
     """``<bundle> w<channels>`` from a run's first record (its overrides, else 8, the default when the studies
     began), followed by its other overrides and ``+init`` for a run that started from earlier weights."""
-    entry = segments(entry)[0]
+    entry = training_chain(entry)[0]
     overrides = dict(entry.get("overrides", {}))
     label = f"{entry['bundle']} w{overrides.pop('network_channels', 8)}"
     label += "".join(f" {key}={value}" for key, value in sorted(overrides.items()))
@@ -93,7 +86,7 @@ def joined_curve(chain: list[dict]) -> list[dict]:
 def summarise(folder: Path, pairs: int, size: int) -> dict:
     """One run's row: label, track, CPU-hours, iterations, best validation Dice, its curve and its test Dice."""
     entry = json.loads((folder / "entry.json").read_text())
-    chain = segments(entry)
+    chain = training_chain(entry)
     row = {
         "label": run_label(entry),
         "bundle": entry["bundle"],

@@ -33,11 +33,25 @@ from monai_mine.io.atomic import atomic_write_text
 from monai_mine.io.nifti import save_nifti
 from monai_mine.keys import FIXED_IMAGE, FIXED_LABEL, MOVING_IMAGE, MOVING_LABEL
 
-__all__ = ["TimeBudget", "TrainingResult", "train_bundle", "write_training_datalist"]
+__all__ = ["TimeBudget", "TrainingResult", "train_bundle", "training_chain", "write_training_datalist"]
 
 logger = logging.getLogger(__name__)
 
 _OPEN_ENDED_EPOCHS = 10_000  # the budget, not the epoch count, ends training
+
+
+def training_chain(record: Mapping, follow: Sequence[str] = ("resumed_from",)) -> list[Mapping]:
+    """A training run's records (``benchmarks/train_weights.py``'s ``entry.json``), first to last.
+
+    Each record holds the one it continued: ``resumed_from`` (a ``--resume`` segment of one training) or
+    ``initialised_from`` (a new training started from those weights; a path where no record was found).
+
+    Args:
+        record: the last run's record.
+        follow: the keys that lead to the run before, the first one a record has is followed.
+    """
+    earlier = next((record[key] for key in follow if key in record), None)
+    return [*training_chain(earlier, follow), record] if isinstance(earlier, Mapping) else [record]
 
 
 def write_training_datalist(

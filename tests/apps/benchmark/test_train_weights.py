@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from monai_mine.apps.benchmark.training import training_chain
 from monai_mine.bundle import load_trained_model, read_weights
 from tests.helpers import benchmark_script, copy_bundle
 
@@ -36,7 +37,8 @@ def test_tiny_run_installs_weights_and_records_the_run(tmp_path, monkeypatch):
     script.main([*continued, "--init_weights", str(bundle / "models" / "model.pt")])
     second = json.loads((tmp_path / "shipped_weights.json").read_text())["vtn_addd"]
     assert second["initialised_from"] == first
-    assert [stage["command"] for stage in script.training_stages(second)] == [first["command"], second["command"]]
+    stages = training_chain(second, ["initialised_from"])
+    assert [stage["command"] for stage in stages] == [first["command"], second["command"]]
     after = read_weights(bundle / "models" / "model.pt")
     assert any(not torch.equal(installed[name], after[name]) for name in installed)  # trained on, then installed
 
@@ -63,6 +65,6 @@ def test_a_resumed_segment_continues_the_checkpoint_and_keeps_the_segment_before
     assert second["iterations"] >= 1 and second["validation_curve"]  # this segment's own iterations and curve
     resumed = read_weights(tmp_path / "run" / "run" / "models" / "checkpoint.pt")
     assert resumed["trainer"]["iteration"] == checkpoint["trainer"]["iteration"] + second["iterations"]
-    assert [stage["command"] for stage in script.training_stages(second)] == [first["command"], second["command"]]
+    assert [stage["command"] for stage in training_chain(second)] == [first["command"], second["command"]]
     with pytest.raises(SystemExit):  # nothing to resume in a new folder
         script.main(["--bundle", "vtn_addd", "--work_dir", str(tmp_path / "new"), *TINY, "--resume"])

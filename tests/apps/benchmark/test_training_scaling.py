@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from monai_mine.apps.benchmark.training import training_chain
 from tests.helpers import benchmark_script
 
 
@@ -21,8 +22,8 @@ def test_labels_and_cpu_hours_come_from_the_record():
     first["validation_curve"] = [{"seconds": 900.0, "dice": 0.5}]
     second = {"bundle": "vtn_addd", "overrides": {}, "threads": 1, "training_s": 3600.0, "resumed_from": first}
     second["validation_curve"] = [{"seconds": 1800.0, "dice": 0.6}]
-    assert script.segments(second) == [first, second] and script.run_label(second) == "vtn_addd w16"
-    joined = script.joined_curve(script.segments(second))
+    assert training_chain(second) == [first, second] and script.run_label(second) == "vtn_addd w16"
+    joined = script.joined_curve(training_chain(second))
     assert joined == [{"cpu_hours": 0.5, "dice": 0.5}, {"cpu_hours": 1.5, "dice": 0.6}]
     assert script.cpu_hours(3600.0, {}) == pytest.approx(1.0)  # an older record: one thread
 
