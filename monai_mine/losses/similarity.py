@@ -111,7 +111,14 @@ def box_mean(image: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
     Returns:
         Tensor in shape (B, C, X, Y, Z).
+
+    Raises:
+        ValueError: when ``kernel_size`` is not an odd whole number or ``image`` is not 5D.
     """
+    if int(kernel_size) != kernel_size or kernel_size < 1 or int(kernel_size) % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd whole number of voxels, got {kernel_size!r}.")
+    if image.ndim != 5:
+        raise ValueError(f"image must have shape (B, C, X, Y, Z), got {tuple(image.shape)}.")
     return _BoxMean.apply(image, int(kernel_size))
 
 

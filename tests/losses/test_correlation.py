@@ -116,6 +116,13 @@ def test_box_mean_backward_is_its_exact_adjoint(kernel_size):
     assert torch.autograd.gradcheck(lambda x: box_mean(x, kernel_size), (image,))
 
 
+def test_box_mean_refuses_an_even_window_and_a_volume_that_is_not_5d():
+    with pytest.raises(ValueError, match="kernel_size must be an odd whole number of voxels, got 4"):
+        box_mean(torch.zeros(1, 1, 4, 4, 4), 4)
+    with pytest.raises(ValueError, match=r"image must have shape \(B, C, X, Y, Z\), got \(4, 4, 4\)"):
+        box_mean(torch.zeros(4, 4, 4), 3)
+
+
 def test_local_correlation_is_zero_for_any_local_contrast_and_one_for_noise():
     image = images(batch=2)
     loss = LocalCorrelationLoss(5)
