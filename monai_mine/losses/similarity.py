@@ -78,9 +78,9 @@ def _window_counts(image: torch.Tensor, dim: int, kernel_size: int) -> torch.Ten
 
 
 class _BoxMean(torch.autograd.Function):
-    """:func:`box_mean` with its exact adjoint as the backward: per axis a zero-padded window sum (symmetric, its
-    own adjoint) after a division by the window counts (diagonal), so the backward costs what the forward does and
-    autograd keeps no intermediate volumes."""
+    """:func:`box_mean` with its exact adjoint as the backward: per axis a window sum that counts nothing beyond the
+    volume (symmetric, its own adjoint) after a division by the window counts (diagonal), so the backward costs what
+    the forward does and autograd keeps no intermediate volumes."""
 
     @staticmethod
     def forward(ctx, image: torch.Tensor, kernel_size: int) -> torch.Tensor:
