@@ -199,9 +199,17 @@ class MINELoss(_Loss):
     most of the critic's work (its moving branch's last convolution, the fixed branch and the head) scales with
     the samples (:meth:`~monai_mine.networks.MINECritic.joint_and_marginal_at`).
 
+    With ``drift_penalty`` set to ``lambda > 0``, the loss adds ``lambda * logmeanexp(T_marginal)^2`` (ReMINE): the
+    bound does not change when the critic's scores all move by a constant, so nothing stops them drifting, and a
+    drifted critic makes ``exp(T_marginal)`` and the bias-corrected gradient explode; the penalty holds the
+    log-denominator near 0 (where the Donsker-Varadhan and the ``f``-divergence bounds agree) without moving the
+    bound's maximiser. Long MIRegNet trainings without it diverged (``docs/training.md``). ``last_bound`` stays the
+    bound alone.
+
     Reference:
         Belghazi et al., "Mutual Information Neural Estimation", ICML 2018, section 3.2.
         Huang et al., MIRegNet, eq. 3-5.
+        Choi and Lee, "Regularized Mutual Information Neural Estimation" (ReMINE), 2020, eq. 9.
     """
 
     def __init__(
@@ -211,6 +219,7 @@ class MINELoss(_Loss):
         standardize: bool = True,
         reduction: LossReduction | str = LossReduction.MEAN,
         samples: int | None = None,
+        drift_penalty: float = 0.0,
     ) -> None:
         """
         Args:
@@ -225,11 +234,14 @@ class MINELoss(_Loss):
             reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for a (B,) tensor.
             samples: voxels per image scored per call (``None``: every voxel); needs a critic that is a
                 :class:`~monai_mine.networks.contracts.SampledCritic`.
+            drift_penalty: weight of the squared log-denominator ``logmeanexp(T_marginal)^2`` added to the loss
+                (0: the plain bound).
 
         Raises:
             TypeError: when ``critic`` is not callable.
-            ValueError: when ``ema_decay`` is outside (0, 1), ``samples`` is not a positive integer, or ``samples``
-                is given with a critic that cannot score sampled voxels.
+            ValueError: when ``ema_decay`` is outside (0, 1), ``samples`` is not a positive integer, ``samples``
+                is given with a critic that cannot score sampled voxels, or ``drift_penalty`` is negative or not
+                finite.
         """
         super().__init__(reduction=LossReduction(reduction).value)
         if critic is not None and not callable(critic):
@@ -249,15 +261,19 @@ class MINELoss(_Loss):
                 f"samples={samples} needs a critic with joint_and_marginal_at (a SampledCritic, e.g. MINECritic), got "
                 f"{type(critic).__name__}."
             )
+        if not (math.isfinite(drift_penalty) and drift_penalty >= 0.0):
+            raise ValueError(f"drift_penalty must be a finite weight >= 0, got {drift_penalty!r}.")
         self.critic = critic
+        self.drift_penalty = float(drift_penalty)
         self.samples = None if samples is None else int(samples)
         self.ema_decay = ema_decay
         self.standardize = standardize
         self.register_buffer("ema_log_denominator", torch.tensor(float("nan")))
         self.last_bound: torch.Tensor | None = None
 
-    def _marginal_term(self, marginal_scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        log_denominator = logmeanexp(marginal_scores, mask)
+    def _marginal_term(self, log_denominator: torch.Tensor) -> torch.Tensor:
+        """The bound's marginal term from ``logmeanexp(T_marginal)`` (B,): its value, with the bias-corrected
+        gradient when ``ema_decay`` is set (and gradients are on)."""
         if self.ema_decay is None or not torch.is_grad_enabled():
             return log_denominator
         with torch.no_grad():
@@ -284,7 +300,7 @@ class MINELoss(_Loss):
                 and only its voxels enter the bound.
 
         Returns:
-            minus the bound, reduced over the batch as ``reduction`` says.
+            minus the bound (plus the drift penalty, if set), reduced over the batch as ``reduction`` says.
 
         Raises:
             ValueError: on mismatched shapes, a mask of the wrong shape or an empty mask.
@@ -295,15 +311,16 @@ class MINELoss(_Loss):
         if self.samples is not None:
             joint_index, marginal_index = (sample_voxels(target, self.samples, mask) for _ in range(2))
             joint_scores, marginal_scores = self.critic.joint_and_marginal_at(pred, target, joint_index, marginal_index)
-            bound = joint_scores.flatten(1).mean(dim=1) - self._marginal_term(marginal_scores, None)
-            self.last_bound = bound.detach().mean()
-            return reduce_per_sample(-bound, self.reduction)
-        marginal_target = shuffle_voxels(target, mask)
-        if isinstance(self.critic, JointMarginalCritic):  # one call for both (MINECritic: one moving-branch pass)
-            joint_scores, marginal_scores = self.critic.joint_and_marginal(pred, target, marginal_target)
+            joint_mean, log_denominator = joint_scores.flatten(1).mean(dim=1), logmeanexp(marginal_scores)
         else:
-            joint_scores, marginal_scores = self.critic(pred, target), self.critic(pred, marginal_target)
-        check_same_shape(joint_scores, marginal_scores, "joint_scores", "marginal_scores")
-        bound = _masked_mean(joint_scores, mask) - self._marginal_term(marginal_scores, mask)
+            marginal_target = shuffle_voxels(target, mask)
+            if isinstance(self.critic, JointMarginalCritic):  # one call for both (MINECritic: one moving-branch pass)
+                joint_scores, marginal_scores = self.critic.joint_and_marginal(pred, target, marginal_target)
+            else:
+                joint_scores, marginal_scores = self.critic(pred, target), self.critic(pred, marginal_target)
+            check_same_shape(joint_scores, marginal_scores, "joint_scores", "marginal_scores")
+            joint_mean, log_denominator = _masked_mean(joint_scores, mask), logmeanexp(marginal_scores, mask)
+        bound = joint_mean - self._marginal_term(log_denominator)
         self.last_bound = bound.detach().mean()
-        return reduce_per_sample(-bound, self.reduction)
+        loss = -bound + self.drift_penalty * log_denominator.square() if self.drift_penalty else -bound
+        return reduce_per_sample(loss, self.reduction)

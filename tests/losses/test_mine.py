@@ -468,3 +468,54 @@ def test_invalid_samples_raise(samples):
 def test_samples_need_a_critic_that_scores_sampled_voxels():
     with pytest.raises(ValueError, match="joint_and_marginal_at"):
         MINELoss(critic=lambda moving, fixed: moving * fixed, samples=100)
+
+
+# ------------------------------------------------------------------------------------------- drift penalty
+
+
+class ConstantCritic(torch.nn.Module):
+    """Scores every voxel with one learnable constant: the bound is 0 whatever it is, so only the penalty moves it."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.tensor(value))
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        return self.value.expand_as(moving[:, :1])
+
+
+def test_drift_penalty_adds_the_squared_log_denominator():
+    image = torch.rand(2, 1, 6, 6, 6, generator=torch.Generator().manual_seed(30))
+    plain = MINELoss(ConstantCritic(3.0))
+    penalised = MINELoss(ConstantCritic(3.0), drift_penalty=0.1)
+    assert float(plain(image, image)) == pytest.approx(0.0, abs=1e-6)  # mean(c) - log mean(exp c) = 0
+    assert float(penalised(image, image)) == pytest.approx(0.1 * 3.0**2, rel=1e-5)  # logmeanexp(c) = c
+    assert float(penalised.last_bound) == pytest.approx(0.0, abs=1e-6)  # the logged bound is the bound alone
+
+
+def optimise_constant_critic(loss: MINELoss, steps: int = 200) -> float:
+    """The constant of a :class:`ConstantCritic` after ``steps`` SGD steps on ``loss`` of one fixed pair."""
+    image = torch.rand(1, 1, 6, 6, 6, generator=torch.Generator().manual_seed(31))
+    optimizer = torch.optim.SGD(loss.parameters(), lr=0.5)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss(image, image).backward()
+        optimizer.step()
+    return loss.critic.value.item()
+
+
+def test_without_drift_penalty_a_constant_offset_stays():
+    assert optimise_constant_critic(MINELoss(ConstantCritic(5.0))) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_drift_penalty_pulls_a_drifted_critic_back(ema_decay):
+    # with the moving average the offset's gradient also has a lagging term (it settles more slowly)
+    loss = MINELoss(ConstantCritic(5.0), ema_decay=ema_decay, drift_penalty=0.5)
+    assert optimise_constant_critic(loss) == pytest.approx(0.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("penalty", [-0.1, float("nan"), float("inf")])
+def test_invalid_drift_penalty_raises(penalty):
+    with pytest.raises(ValueError, match=r"drift_penalty must be a finite weight >= 0, got"):
+        MINELoss(per_voxel_critic(), drift_penalty=penalty)
