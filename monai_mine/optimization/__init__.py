@@ -17,6 +17,7 @@ from __future__ import annotations
 from monai_mine.optimization.instance import (
     FULL_RESOLUTION,
     SIMILARITIES,
+    FeatureSimilarity,
     InstanceOptimization,
     InstanceOptimizationInferer,
     InstanceOptimizer,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_INSTANCE_STEPS",
     "PRESETS",
     "SIMILARITIES",
+    "FeatureSimilarity",
     "InstanceOptimization",
     "InstanceOptimizationInferer",
     "InstanceOptimizer",

@@ -17,7 +17,8 @@ current DDF composed with the exponential of a stationary velocity field (``diff
 squaring, :func:`~monai_mine.flows.integrate_velocity`; a composition of folding-free maps stays folding-free,
 and the diffusion term then acts on the velocity). The correction is upsampled (trilinear, box to box) and added
 to (composed with) the DDF at the input resolution, so the network's fine detail is kept. Only the downsampled
-moving image is warped at a level.
+moving image is warped at a level; with a :class:`FeatureSimilarity` (MIND-SSC) both level images are described
+once and the moving image's description is warped instead.
 
 Never worse than the start: each level keeps each pair's best iterate (the level's start included), a step that
 raises a pair's objective above the level's start is taken half back and the pair's step size halved, doubling back
@@ -38,6 +39,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +48,7 @@ from monai.losses import GlobalMutualInformationLoss
 from torch import nn
 
 from monai_mine.flows import check_ddf, compose_ddf, integrate_velocity, resize_ddf, warp
+from monai_mine.losses.mind import MINDSSCLoss
 from monai_mine.losses.mine import MINELoss
 from monai_mine.losses.similarity import CorrelationCoefficientLoss, LocalCorrelationLoss
 from monai_mine.losses.smoothness import TotalVariationLoss
@@ -55,6 +58,7 @@ from monai_mine.optimization.schedule import InstanceSchedule, instance_optimiza
 __all__ = [
     "FULL_RESOLUTION",
     "SIMILARITIES",
+    "FeatureSimilarity",
     "InstanceOptimization",
     "InstanceOptimizationInferer",
     "InstanceOptimizer",
@@ -66,12 +70,13 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 100
 """Adam steps between two progress lines (logged at INFO: level, step and objective)."""
 
-SIMILARITIES = ("local_correlation", "correlation", "mutual_information", "mine")
+SIMILARITIES = ("local_correlation", "correlation", "mutual_information", "mine", "mind")
 """Similarities by name: :class:`~monai_mine.losses.LocalCorrelationLoss` (box window ``kernel_size``),
 :class:`~monai_mine.losses.CorrelationCoefficientLoss` (global), MONAI's ``GlobalMutualInformationLoss``
-(Parzen windows, 23 bins; for pairs of different contrasts) and :class:`~monai_mine.losses.MINELoss` (a fresh
+(Parzen windows, 23 bins; for pairs of different contrasts), :class:`~monai_mine.losses.MINELoss` (a fresh
 :class:`~monai_mine.networks.MINECritic` scoring :data:`MINE_SAMPLES` voxels per image, trained along with the
-displacement)."""
+displacement) and :class:`~monai_mine.losses.MINDSSCLoss` (MIND-SSC descriptors, for pairs of different
+contrasts)."""
 
 MINE_SAMPLES = 16384
 """Voxels per image the ``"mine"`` similarity scores per step (the MI bundles' ``mine_samples``)."""
@@ -91,7 +96,25 @@ def similarity_loss(name: str, kernel_size: int = 5) -> nn.Module:
         return GlobalMutualInformationLoss(num_bins=23)
     if name == "mine":
         return MINELoss(critic=MINECritic(), samples=MINE_SAMPLES)
+    if name == "mind":
+        return MINDSSCLoss()
     raise ValueError(f"unknown similarity {name!r}; choose from {SIMILARITIES} or pass a loss module.")
+
+
+@runtime_checkable
+class FeatureSimilarity(Protocol):
+    """A similarity that compares two images through features of each (e.g. :class:`~monai_mine.losses.MINDSSCLoss`):
+    ``similarity(pred, target) == compare(features(pred), features(target))``. The optimiser computes each level's
+    features once and warps the moving image's, which is what it then optimises (the features of a warped image
+    and the warped features agree up to interpolation)."""
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """Features of an image (B, C, X, Y, Z): Tensor in shape (B, F, X, Y, Z)."""
+        ...
+
+    def compare(self, pred_features: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+        """The loss (lower is more similar) of two feature volumes (B, F, X, Y, Z), reduced over the batch."""
+        ...
 
 
 @dataclass
@@ -268,7 +291,7 @@ class InstanceOptimizer:
                     continue
                 shape = _level_shape(moving.shape[2:], size)
                 optimised.append(shape)
-                moving_l, fixed_l = (F.interpolate(image, size=shape, mode="area") for image in (moving, fixed))
+                moving_l, fixed_l = self._level_images(moving, fixed, shape)
                 base = resize_ddf(ddf, shape)
                 unknowns = _level_shape(moving.shape[2:], min(size, max(moving.shape[2:]) / self.field_factor))
                 correction, loss_before, loss_after = self._optimize_level(
@@ -279,7 +302,7 @@ class InstanceOptimizer:
             if optimised and not self._trains_similarity():
                 # the levels each keep their best iterate, but a coarse level's gain can be a finer level's loss:
                 # each pair's result is judged against its start on the finest level optimised, the better one kept
-                moving_l, fixed_l = (F.interpolate(image, size=optimised[-1], mode="area") for image in (moving, fixed))
+                moving_l, fixed_l = self._level_images(moving, fixed, optimised[-1])
                 before, after = (self._start_objectives(moving_l, fixed_l, field) for field in (start_ddf, ddf))
                 worse = ~(after <= before)
                 if worse.any():
@@ -293,6 +316,22 @@ class InstanceOptimizer:
                 loss_before, loss_after = float(before.mean()), float(after.mean())
         seconds = time.perf_counter() - start
         return ddf, InstanceOptimization(sum(self.steps), tuple(optimised), loss_before, loss_after, seconds)
+
+    def _level_images(
+        self, moving: torch.Tensor, fixed: torch.Tensor, shape: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both images averaged down to a level's grid, (B, C, *shape), or their features there (B, F, *shape)."""
+        images = [F.interpolate(image, size=tuple(shape), mode="area") for image in (moving, fixed)]
+        if isinstance(self.similarity, FeatureSimilarity):
+            with torch.no_grad():
+                images = [self.similarity.features(image) for image in images]
+        return images[0], images[1]
+
+    def _compare(self, warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        """The similarity loss of a warped level image (or its warped features) and the fixed one (or its)."""
+        if isinstance(self.similarity, FeatureSimilarity):
+            return self.similarity.compare(warped, fixed)
+        return self.similarity(warped, fixed)
 
     def _trains_similarity(self) -> bool:
         """Whether the similarity has trainable parameters (a critic): its objective then changes as it trains."""
@@ -308,11 +347,11 @@ class InstanceOptimizer:
         warped = warp(moving, total)
         batch = moving.shape[0]
         if batch == 1 or self._trains_similarity():
-            loss = self.similarity(warped, fixed) + self.smoothness * self.diffusion(regularised)
+            loss = self._compare(warped, fixed) + self.smoothness * self.diffusion(regularised)
             return loss.expand(batch)
         pairs = [slice(index, index + 1) for index in range(batch)]
         return torch.stack(
-            [self.similarity(warped[i], fixed[i]) + self.smoothness * self.diffusion(regularised[i]) for i in pairs]
+            [self._compare(warped[i], fixed[i]) + self.smoothness * self.diffusion(regularised[i]) for i in pairs]
         )
 
     def _start_objectives(self, moving: torch.Tensor, fixed: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from monai_mine.flows import jacobian_determinant, warp
 from monai_mine.losses import MINELoss
 from monai_mine.networks import MINECritic
-from monai_mine.optimization import InstanceOptimizer
+from monai_mine.optimization import FeatureSimilarity, InstanceOptimizer
 from monai_mine.optimization.instance import InstanceOptimizationInferer, similarity_loss
 from tests.helpers import smooth_texture
 
@@ -155,6 +155,19 @@ def test_a_mine_critic_trains_along_with_its_own_learning_rate():
     )
     assert math.isfinite(report.loss_after) and ddf.shape == (1, 3, SIZE, SIZE, SIZE)
     assert any(not torch.equal(value, before[name]) for name, value in mine.state_dict().items())
+
+
+def test_mind_registers_across_an_inverted_contrast_by_warping_descriptors():
+    moving, fixed, answer = known_pair()
+    optimizer = InstanceOptimizer(steps=60, levels=(16, 32), similarity="mind", learning_rate=0.5, smoothness=0.5)
+    assert isinstance(optimizer.similarity, FeatureSimilarity)
+    ddf, report = optimizer(1.0 - moving, fixed)
+    assert mean_error(ddf, answer) < 0.4 * mean_error(torch.zeros_like(answer), answer)
+    # the objective is of the warped descriptors: the finest level's, recomputed from the returned DDF
+    mind = optimizer.similarity
+    features = mind.features(1.0 - moving)
+    expected = mind.compare(warp(features, ddf), mind.features(fixed)) + optimizer.smoothness * optimizer.diffusion(ddf)
+    assert report.loss_after == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_inferer_refines_inside_inference_mode_and_autocast():
