@@ -148,6 +148,38 @@ def test_critic_warmup_needs_a_critic(tiny_vtn, random_pairs):
         make_trainer(tiny_vtn("A"), critic_objective, random_pairs(2), critic_warmup_iterations=-1)
 
 
+def group_gradient_norms(trainer: RegistrationTrainer) -> list[float]:
+    """Each optimiser parameter group's gradient norm as the optimiser steps with it (recorded by a step hook)."""
+    return [
+        float(torch.nn.utils.get_total_norm([p.grad for p in group["params"] if p.grad is not None]))
+        for group in trainer.optimizer.param_groups
+    ]
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1e-3])
+def test_max_grad_norm_caps_each_parameter_group_before_the_step(tiny_vtn, random_pairs, max_grad_norm):
+    torch.manual_seed(0)
+    network = tiny_vtn("A")
+    objective = RegistrationObjective([SimilarityTerm(MINELoss(MINECritic(branch_channels=(4,), head_channels=(8,))))])
+    trainer = make_trainer(network, objective, random_pairs(2), max_grad_norm=max_grad_norm)
+    seen = []
+    trainer.optimizer.register_step_pre_hook(lambda optimizer, args, kwargs: seen.append(group_gradient_norms(trainer)))
+    trainer.run()
+    norms = [norm for step in seen for norm in step]
+    assert len(seen) == 2 and all(norm > 0 for norm in norms)
+    if max_grad_norm is None:
+        assert max(norms) > 1e-2  # the raw gradients: far above the cap below
+    else:
+        # each group scaled down to the cap (clip_grad_norm_ divides by the norm + 1e-6)
+        assert norms == pytest.approx([max_grad_norm] * len(norms), rel=1e-3)
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.0, -1.0, float("nan"), float("inf")])
+def test_max_grad_norm_must_be_positive(tiny_vtn, random_pairs, max_grad_norm):
+    with pytest.raises(ValueError, match=r"max_grad_norm must be a positive number or None, got"):
+        make_trainer(tiny_vtn("A"), cc_objective(), random_pairs(2), max_grad_norm=max_grad_norm)
+
+
 def test_an_invertibility_term_runs_forward_and_reverse_pairs_as_one_doubled_batch(tiny_vtn, random_pairs):
     network = tiny_vtn("AD")
     inputs = []
