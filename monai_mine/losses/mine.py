@@ -203,8 +203,9 @@ class MINELoss(_Loss):
     bound does not change when the critic's scores all move by a constant, so nothing stops them drifting, and a
     drifted critic makes ``exp(T_marginal)`` and the bias-corrected gradient explode; the penalty holds the
     log-denominator near 0 (where the Donsker-Varadhan and the ``f``-divergence bounds agree) without moving the
-    bound's maximiser. Long MIRegNet trainings without it diverged (``docs/training.md``). ``last_bound`` stays the
-    bound alone.
+    bound's maximiser. ``last_bound`` stays the bound alone. Alone it did not keep a long MIRegNet training from
+    diverging (a spike of the bias-corrected gradient; ``docs/training.md``): cap the gradients too
+    (:class:`~monai_mine.engines.RegistrationTrainer`'s ``max_grad_norm``).
 
     Reference:
         Belghazi et al., "Mutual Information Neural Estimation", ICML 2018, section 3.2.

@@ -46,7 +46,7 @@ VARIANT_DIFFERENCES = {
         # labels in training; each its own shipped weights (their release notes, MIDiceRegNet's a version later, and
         # benchmark results)
         "metadata.json": {"changelog#0.1.0", "changelog#0.1.2", "name", "task", "description", "label_classes"}
-        | {"changelog#0.1.3"}
+        | {"changelog#0.1.3", "changelog#0.3.0"}
         | {f"eval_metrics#brain_benchmark_multimodal_{name}" for name in ("mean_dice", "displacement_error_voxels")}
         | {
             "eval_metrics#brain_benchmark_multimodal_folding_percent",
