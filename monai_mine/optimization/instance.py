@@ -301,8 +301,8 @@ class InstanceOptimizer:
                 ddf = compose_ddf(ddf, correction) if self.diffeomorphic else ddf + correction
             if optimised and not self._trains_similarity():
                 # the levels each keep their best iterate, but a coarse level's gain can be a finer level's loss:
-                # each pair's result is judged against its start on the finest level optimised, the better one kept
-                moving_l, fixed_l = self._level_images(moving, fixed, optimised[-1])
+                # each pair's result is judged against its start on the finest level optimised (the last level's
+                # images, still at hand), the better one kept
                 before, after = (self._start_objectives(moving_l, fixed_l, field) for field in (start_ddf, ddf))
                 worse = ~(after <= before)
                 if worse.any():
